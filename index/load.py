@@ -1,0 +1,61 @@
+"""Stage 1 of the write path: read article files, skipping what cannot be read."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from index.types import RawDocument
+
+log = logging.getLogger(__name__)
+DOC_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+SUFFIXES = (".txt", ".md")
+
+
+def decode_bytes(data: bytes) -> str | None:
+    """Text of a file's bytes: UTF-8, else the charset detected; None for binary data."""
+    if b"\x00" in data:
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None or best.encoding is None:
+        return None
+    return str(best)
+
+
+def load_documents(seeds_dir: Path, *, max_bytes: int = 5_000_000) -> tuple[list[RawDocument], list[str]]:
+    """Every readable ``.txt``/``.md`` file under ``seeds_dir`` (doc_id = file stem).
+
+    Returns:
+        The documents, sorted by id, and one warning line for each file skipped.
+    """
+    docs: dict[str, RawDocument] = {}
+    warnings: list[str] = []
+    if not seeds_dir.is_dir():
+        return [], [f"seeds directory {seeds_dir} does not exist"]
+    for path in sorted(p for p in seeds_dir.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()):
+        doc_id = path.stem
+        why = None
+        if not DOC_ID_RE.match(doc_id) or ".." in doc_id:
+            why = "its name is not a valid doc id ([A-Za-z0-9._-], at most 128 characters)"
+        elif doc_id in docs:
+            why = f"duplicate doc id {doc_id!r} (already read from {docs[doc_id].path})"
+        elif path.stat().st_size > max_bytes:
+            why = f"it is larger than {max_bytes} bytes (RAG_MAX_DOCUMENT_BYTES)"
+        else:
+            text = decode_bytes(path.read_bytes())
+            if text is None:
+                why = "it is binary or in an unknown encoding"
+            elif not text.strip():
+                why = "it is empty"
+            else:
+                docs[doc_id] = RawDocument(doc_id=doc_id, text=text, path=str(path))
+        if why:
+            warnings.append(f"skipped {path}: {why}")
+    return [docs[k] for k in sorted(docs)], warnings

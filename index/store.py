@@ -1,0 +1,290 @@
+"""Stage 5 of the write path, and the read side of the same format.
+
+An index directory holds generations; ``current`` is a symlink to the live one and
+is replaced atomically, so a crash at any moment leaves the previous index loadable::
+
+    <index_dir>/current -> gen-<stamp>/
+    <index_dir>/gen-<stamp>/{manifest.json, store.sqlite, dense.faiss, sentences.npy,
+                             lexical_passages/, lexical_sentences/}
+    <index_dir>/cache.sqlite     embedding cache, keyed by model and text
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from index.errors import IndexMismatchError, IndexMissingError
+from index.lexical import LexicalIndex
+from index.types import Document, Passage
+
+FORMAT_VERSION = 1
+MMAP_ABOVE_VECTORS = 200_000
+
+
+def choose_factory(n: int) -> str:
+    """FAISS factory string for ``n`` vectors: exact below 10k, IVF above (txtai's rule)."""
+    if n <= 10_000:
+        return "Flat"
+    lists = max(16, min(int(4 * math.sqrt(n)), n // 39))
+    return f"IVF{lists},Flat"
+
+
+def build_faiss(vectors: np.ndarray, ids: np.ndarray, factory: str, *, nprobe: int = 16) -> Any:
+    """A FAISS inner-product index over normalised vectors, wrapped in an ID map."""
+    import faiss
+
+    dim = vectors.shape[1] if vectors.size else 384
+    index = faiss.index_factory(dim, f"IDMap2,{factory}", faiss.METRIC_INNER_PRODUCT)
+    if len(vectors):
+        if not index.is_trained:
+            index.train(vectors)
+        index.add_with_ids(vectors, ids.astype(np.int64))
+    _set_nprobe(index, nprobe)
+    return index
+
+
+def _set_nprobe(index: Any, nprobe: int) -> None:
+    import faiss
+
+    try:
+        ivf = faiss.extract_index_ivf(index)
+    except RuntimeError:
+        return
+    ivf.nprobe = nprobe
+
+
+class EmbeddingCache:
+    """Vectors already computed, keyed by embedder name and text hash (crash-safe SQLite)."""
+
+    def __init__(self, path: Path):
+        """Open (or create) the cache file."""
+        self.path = path
+        self._db = sqlite3.connect(path)
+        self._db.execute("CREATE TABLE IF NOT EXISTS vec (key TEXT PRIMARY KEY, v BLOB)")
+
+    def get_many(self, keys: list[str]) -> dict[str, np.ndarray]:
+        """Cached vectors for the keys that have one."""
+        out: dict[str, np.ndarray] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, blob in self._db.execute(f"SELECT key, v FROM vec WHERE key IN ({marks})", chunk):
+                out[key] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def put_many(self, items: dict[str, np.ndarray]) -> None:
+        """Store vectors (one transaction)."""
+        with self._db:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO vec VALUES (?, ?)",
+                [(k, np.asarray(v, dtype=np.float32).tobytes()) for k, v in items.items()],
+            )
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+
+@dataclass(frozen=True)
+class SentenceRow:
+    """One sentence of a document, with its row in the sentence-vector matrix."""
+
+    row: int
+    doc_id: str
+    start: int
+    end: int
+
+
+def write_generation(
+    index_dir: Path,
+    *,
+    manifest: dict[str, Any],
+    documents: list[Document],
+    passages: list[Passage],
+    passage_vectors: np.ndarray,
+    sentences: list[SentenceRow],
+    sentence_texts: list[str],
+    sentence_vectors: np.ndarray,
+    nprobe: int = 16,
+) -> Path:
+    """Write a complete generation and atomically make it ``current``."""
+    import faiss
+
+    index_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    gen = index_dir / f"gen-{stamp}"
+    tmp = index_dir / f".tmp-{stamp}"
+    tmp.mkdir()
+    db = sqlite3.connect(tmp / "store.sqlite")
+    db.executescript(
+        """
+        CREATE TABLE documents (doc_id TEXT PRIMARY KEY, title TEXT, date TEXT, lang TEXT,
+            text TEXT, damaged TEXT, checksum TEXT, updated_at REAL);
+        CREATE TABLE passages (row INTEGER PRIMARY KEY, passage_id TEXT UNIQUE, doc_id TEXT,
+            start INTEGER, end INTEGER, lang TEXT, sentences TEXT, n_tokens INTEGER);
+        CREATE TABLE sentences (row INTEGER PRIMARY KEY, doc_id TEXT, start INTEGER, end INTEGER);
+        """
+    )
+    now = time.time()
+    db.executemany(
+        "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?)",
+        [
+            (d.doc_id, d.title, d.date, d.lang, d.text, json.dumps(d.damaged), d.checksum,
+             manifest.get("updated_at", {}).get(d.doc_id, now))
+            for d in documents
+        ],
+    )
+    db.executemany(
+        "INSERT INTO passages VALUES (?,?,?,?,?,?,?,?)",
+        [
+            (i, p.passage_id, p.doc_id, p.start, p.end, p.lang, json.dumps(p.sentences), p.n_tokens)
+            for i, p in enumerate(passages)
+        ],
+    )
+    db.executemany("INSERT INTO sentences VALUES (?,?,?,?)", [(s.row, s.doc_id, s.start, s.end) for s in sentences])
+    db.commit()
+    db.close()
+    factory = manifest["faiss_factory"]
+    index = build_faiss(passage_vectors, np.arange(len(passages)), factory, nprobe=nprobe)
+    faiss.write_index(index, str(tmp / "dense.faiss"))
+    np.save(tmp / "sentences.npy", sentence_vectors.astype(np.float32))
+    LexicalIndex.build([p.text for p in passages]).save(tmp / "lexical_passages")
+    LexicalIndex.build(sentence_texts).save(tmp / "lexical_sentences")
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+    _fsync_tree(tmp)
+    os.rename(tmp, gen)
+    link_tmp = index_dir / f".current-{stamp}"
+    os.symlink(gen.name, link_tmp)
+    os.replace(link_tmp, index_dir / "current")
+    _fsync_dir(index_dir)
+    _prune(index_dir, keep={gen.name})
+    return gen
+
+
+def _fsync_tree(path: Path) -> None:
+    for p in path.rglob("*"):
+        if p.is_file():
+            with open(p, "rb") as fh:
+                os.fsync(fh.fileno())
+    _fsync_dir(path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _prune(index_dir: Path, keep: set[str], keep_previous: int = 1) -> None:
+    """Remove half-written temporaries and all but the newest previous generations."""
+    gens = sorted(p for p in index_dir.glob("gen-*") if p.name not in keep)
+    for old in gens[: max(0, len(gens) - keep_previous)]:
+        shutil.rmtree(old, ignore_errors=True)
+    for tmp in index_dir.glob(".tmp-*"):
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_manifest(index_dir: Path) -> dict[str, Any] | None:
+    """The manifest of the current generation, or None when there is no index."""
+    path = index_dir / "current" / "manifest.json"
+    if not path.exists():
+        return None
+    data: dict[str, Any] = json.loads(path.read_text())
+    return data
+
+
+@dataclass
+class IndexStore:
+    """A loaded, read-only generation: documents, passages, sentences, vectors, BM25."""
+
+    path: Path
+    manifest: dict[str, Any]
+    documents: dict[str, Document]
+    passages: list[Passage]
+    sentences: list[SentenceRow]
+    sentence_vectors: np.ndarray
+    dense: Any
+    lexical_passages: LexicalIndex
+    lexical_sentences: LexicalIndex
+    updated_at: dict[str, float] = field(default_factory=dict)
+    sentences_by_doc: dict[str, list[int]] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, index_dir: Path, *, expect: dict[str, Any] | None = None) -> IndexStore:
+        """Load the current generation.
+
+        Args:
+            index_dir: the index directory.
+            expect: manifest fields that must match (embedder name, dimension...).
+
+        Raises:
+            IndexMissingError: there is no index yet.
+            IndexMismatchError: the index was built with other settings.
+        """
+        import faiss
+
+        manifest = read_manifest(index_dir)
+        if manifest is None:
+            raise IndexMissingError(f"no index in {index_dir}: run `rag index` to build it")
+        for key, want in (expect or {}).items():
+            have = manifest.get(key)
+            if have != want:
+                raise IndexMismatchError(
+                    f"index in {index_dir} was built with {key}={have!r} but the settings say "
+                    f"{want!r}: rebuild it with `rag index --rebuild`"
+                )
+        if manifest.get("format_version") != FORMAT_VERSION:
+            raise IndexMismatchError(
+                f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}: "
+                "rebuild it with `rag index --rebuild`"
+            )
+        gen = (index_dir / "current").resolve()
+        db = sqlite3.connect(f"file:{gen / 'store.sqlite'}?mode=ro", uri=True)
+        documents: dict[str, Document] = {}
+        updated: dict[str, float] = {}
+        for doc_id, title, date, lang, text, damaged, checksum, upd in db.execute(
+            "SELECT * FROM documents ORDER BY doc_id"
+        ):
+            documents[doc_id] = Document(
+                doc_id, text, title, date, lang, tuple(tuple(d) for d in json.loads(damaged)), checksum
+            )
+            updated[doc_id] = upd
+        passages = [
+            Passage(pid, doc_id, s, e, documents[doc_id].text[s:e], lang,
+                    tuple(tuple(x) for x in json.loads(sents)), n_tok)  # type: ignore[misc]
+            for _, pid, doc_id, s, e, lang, sents, n_tok in db.execute("SELECT * FROM passages ORDER BY row")
+        ]
+        sentences = [SentenceRow(*row) for row in db.execute("SELECT * FROM sentences ORDER BY row")]
+        db.close()
+        n = int(manifest.get("passages", len(passages)))
+        flags = faiss.IO_FLAG_MMAP if n > MMAP_ABOVE_VECTORS else 0
+        dense = faiss.read_index(str(gen / "dense.faiss"), flags)
+        _set_nprobe(dense, int(manifest.get("nprobe", 16)))
+        by_doc: dict[str, list[int]] = {}
+        for s in sentences:
+            by_doc.setdefault(s.doc_id, []).append(s.row)
+        return cls(
+            path=gen,
+            manifest=manifest,
+            documents=documents,
+            passages=passages,
+            sentences=sentences,
+            sentence_vectors=np.load(gen / "sentences.npy", mmap_mode="r" if n > MMAP_ABOVE_VECTORS else None),
+            dense=dense,
+            lexical_passages=LexicalIndex.load(gen / "lexical_passages"),
+            lexical_sentences=LexicalIndex.load(gen / "lexical_sentences"),
+            updated_at=updated,
+            sentences_by_doc=by_doc,
+        )

