@@ -1,0 +1,88 @@
+"""A bilingual word list (English <-> simplified Chinese) for cross-lingual matching.
+
+Built from the English-Chinese dictionary that ships in the ``cedict`` package, loaded
+lazily on first use.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from index.textnorm import CJK_RUN_RE, EN_STOPWORDS, stem
+
+POS_RE = re.compile(r"\b(?:n|v|vt|vi|adj|adv|prep|conj|pron|num|art|int|abbr|aux|pl)\.")
+BRACKETS_RE = re.compile(r"\[[^\]]*\]|\([^)]*\)|（[^）]*）|<[^>]*>")
+SPLIT_RE = re.compile(r"[,;，；/、\s]+")
+MAX_SENSES = 12
+FUNCTION_CHARS = frozenset("在的了是使把被给对和与或及其之也又而且就都很")
+
+
+def _csv_path() -> Path | None:
+    try:
+        import cedict
+    except ImportError:
+        return None
+    path = Path(cedict.__file__).parent / "csv" / "EnWords.csv"
+    return path if path.exists() else None
+
+
+@lru_cache(maxsize=1)
+def _tables() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    en_zh: dict[str, tuple[str, ...]] = {}
+    zh_en: dict[str, list[str]] = {}
+    path = _csv_path()
+    if path is None:
+        return {}, {}
+    with open(path, encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        next(reader, None)
+        for row in reader:
+            if len(row) < 2:
+                continue
+            word = row[0].strip().lower()
+            if not word.isalpha():
+                continue
+            body = BRACKETS_RE.sub(" ", POS_RE.sub(",", row[1]))
+            senses: list[str] = []
+            for item in SPLIT_RE.split(body):
+                for run in CJK_RUN_RE.findall(item):
+                    if len(run) > 2 and run.endswith("的"):
+                        run = run[:-1]
+                    if run in FUNCTION_CHARS or not 1 <= len(run) <= 6 or run in senses:
+                        continue
+                    senses.append(run)
+            if not senses:
+                continue
+            en_zh[word] = tuple(senses[:MAX_SENSES])
+            for s in senses[:MAX_SENSES]:
+                zh_en.setdefault(s, []).append(word)
+    return en_zh, {k: tuple(v[:20]) for k, v in zh_en.items()}
+
+
+def lemmas(word: str) -> list[str]:
+    """The word and plausible base forms (plural, past, gerund, comparative)."""
+    w = word.lower()
+    out = [w]
+    for suffix, repl in (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""),
+                         ("ing", "e"), ("ly", ""), ("er", ""), ("est", "")):
+        if w.endswith(suffix) and len(w) - len(suffix) >= 3:
+            out.append(w[: -len(suffix)] + repl)
+    return out
+
+
+def en_to_zh(word: str) -> tuple[str, ...]:
+    """Simplified-Chinese renderings of an English word (empty when unknown)."""
+    table = _tables()[0]
+    for lemma in lemmas(word):
+        if lemma in table:
+            return table[lemma]
+    return ()
+
+
+def zh_to_en(word: str) -> tuple[str, ...]:
+    """English stems for a simplified-Chinese word (empty when unknown)."""
+    table = _tables()[1]
+    return tuple(dict.fromkeys(stem(w) for w in table.get(word, ()) if w not in EN_STOPWORDS))
