@@ -36,6 +36,9 @@ def _is_period_boundary(text: str, i: int) -> bool:
     prev = text[i - 1] if i > 0 else " "
     if prev.isdigit() and nxt.isdigit():
         return False
+    line_start = text.rfind("\n", 0, i) + 1
+    if re.fullmatch(r"\s*\d{1,2}", text[line_start:i]):
+        return False  # a list marker: "2. ..."
     if nxt not in " \n" and not is_cjk(nxt) and nxt not in CLOSERS:
         return False
     m = re.search(r"([A-Za-z.]+)$", text[max(0, i - 12) : i])

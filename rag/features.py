@@ -1,0 +1,171 @@
+"""Features for ranking sentences and answer candidates, and for abstaining.
+
+Every feature is a general property of question and text (type fit, unit fit, term
+proximity, retrieval rank...); the weights that combine them are fitted on gold data.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from index.textnorm import stem, to_simplified
+from rag.candidates import Span
+from rag.lexicon import en_to_zh, zh_to_en
+from rag.match import coverage
+from rag.types import Query
+
+# How well a candidate type answers a question type (0..1); a linguistic prior.
+COMPAT: dict[str, dict[str, float]] = {
+    "count": {"count": 1, "number": 0.8, "measure": 0.3, "multiple": 0.2, "money": 0.2, "percent": 0.1},
+    "percent": {"percent": 1, "ppoint": 0.7, "multiple": 0.6, "number": 0.3, "count": 0.2},
+    "ppoint": {"ppoint": 1, "percent": 0.6, "number": 0.5},
+    "money": {"money": 1, "count": 0.4, "number": 0.4, "percent": 0.3},
+    "measure": {"measure": 1, "count": 0.5, "number": 0.5, "duration": 0.4, "multiple": 0.3, "money": 0.2, "percent": 0.3},
+    "multiple": {"multiple": 1, "percent": 0.6, "number": 0.3},
+    "year": {"year": 1, "date": 0.5},
+    "date": {"date": 1, "year": 0.6},
+    "duration": {"duration": 1, "measure": 0.3, "count": 0.3, "number": 0.2, "frequency": 0.4},
+    "frequency": {"frequency": 1, "duration": 0.7},
+    "rank": {"rank": 1, "count": 0.2, "number": 0.3},
+    "person": {"person": 1, "name": 0.8, "name_part": 0.5, "zh_np": 0.4},
+    "org": {"name": 1, "name_part": 0.6, "zh_np": 0.8, "quote": 0.5, "person": 0.2},
+    "place": {"name": 1, "name_part": 0.6, "zh_np": 0.8, "person": 0.3, "quote": 0.3},
+    "entity": {"quote": 0.8, "name": 0.7, "zh_np": 0.7, "name_part": 0.5, "count": 0.3, "percent": 0.3,
+               "measure": 0.3, "number": 0.2, "rank": 0.4, "date": 0.3, "phone": 0.5, "person": 0.3,
+               "frequency": 0.3, "duration": 0.3, "money": 0.3},
+}
+COMPAT["other"] = COMPAT["entity"]
+NUMERIC_CTYPES = frozenset("count number percent ppoint money measure multiple duration year date frequency phone rank".split())
+NAME_CTYPES = frozenset("name name_part person zh_np quote".split())
+QUESTION_HEAD_RE = re.compile(r"\b(?:which|what) ([a-z\-]+)(?: ([a-z\-]+))?")
+ZH_HEAD_RE = re.compile(r"(?:哪个|哪家|哪一|哪座|哪条|什么|哪)([\u4e00-\u9fff]{1,2})")
+
+
+def sentence_features(
+    query: Query, text: str, dense: float, dense_rank: int, bm25: float, passage_rank: int, same_lang: bool
+) -> dict[str, float]:
+    """Features saying how likely a sentence is to hold the answer."""
+    cov, _, names = coverage(query, text)
+    years_ok = 1.0
+    if query.years:
+        years_ok = float(any(y in text for y in query.years))
+    return {
+        "dense_same": dense if same_lang else 0.0,
+        "dense_cross": dense if not same_lang else 0.0,
+        "dense_rank": 1.0 / (1 + dense_rank),
+        "bm25": bm25,
+        "cov_same": cov if same_lang else 0.0,
+        "cov_cross": cov if not same_lang else 0.0,
+        "names": names,
+        "years_ok": years_ok,
+        "passage_rank": 1.0 / (1 + passage_rank),
+        "length": math.log1p(len(text)) / 6,
+    }
+
+
+def question_head(query: Query) -> tuple[str, ...]:
+    """Forms of the noun the question asks about ("which *mine*" -> mine, 矿)."""
+    if query.lang == "en":
+        m = QUESTION_HEAD_RE.search(query.norm)
+        if not m:
+            return ()
+        words = [w for w in m.groups() if w]
+        head = words[-1] if len(words) > 1 and words[-1] not in ("is", "are", "was", "did", "does", "has") else words[0]
+        return (stem(head), *en_to_zh(head)[:4])
+    m = ZH_HEAD_RE.search(query.norm)
+    if not m:
+        return ()
+    head = m.group(1)
+    return (head, head[-1], *zh_to_en(head)[:4])
+
+
+def _distance(span: tuple[int, int], positions: list[tuple[int, int]]) -> float:
+    if not positions:
+        return 99.0
+    s, e = span
+    return float(min(max(0, ps - e, s - pe) for ps, pe in positions))
+
+
+def candidate_features(
+    query: Query,
+    span: Span,
+    cand_text: str,
+    sent_text: str,
+    sent_offset: int,
+    sentence_prob: float,
+    sentence_rank: int,
+    agreement: int,
+    head: tuple[str, ...],
+) -> dict[str, float]:
+    """Features saying how likely a span is the answer."""
+    rel = (span.start - sent_offset, span.end - sent_offset)
+    _, positions, _ = coverage(query, sent_text)
+    outside = [p for p in positions if p[1] <= rel[0] or p[0] >= rel[1]]
+    inside = [p for p in positions if not (p[1] <= rel[0] or p[0] >= rel[1])]
+    dist = _distance(rel, outside)
+    scale = 2.0 if re.search(r"[\u4e00-\u9fff]", sent_text) else 6.0
+    norm_c = to_simplified(cand_text).lower()
+    in_q = float(norm_c in query.norm or norm_c.replace(",", "") in query.norm.replace(",", ""))
+    unit_words = f"{span.unit} {span.following}".lower()
+    target_fit = 0.0
+    if query.target:
+        if stem(query.target) in {stem(w) for w in re.findall(r"[a-z]+", unit_words)}:
+            target_fit = 1.0
+        elif any(t and t in to_simplified(span.unit + cand_text) for t in query.target_zh):
+            target_fit = 1.0
+        elif span.unit and query.target_zh and to_simplified(span.unit)[-1:] in "".join(query.target_zh):
+            target_fit = 0.7
+    head_fit = 0.0
+    if head and span.ctype in NAME_CTYPES:
+        last = re.findall(r"[A-Za-z]+", cand_text)
+        simp = to_simplified(cand_text)
+        if last and stem(last[-1].lower()) in head:
+            head_fit = 1.0
+        elif any(h and not h.isascii() and simp.endswith(h) for h in head):
+            head_fit = 1.0
+    compat = COMPAT.get(query.qtype, COMPAT["entity"]).get(span.ctype, 0.0)
+    n_chars = len(cand_text)
+    window = sent_text[max(0, rel[0] - 40) : rel[1] + 40]
+    return {
+        "compat": compat,
+        "numeric": float(span.ctype in NUMERIC_CTYPES),
+        "name_type": float(span.ctype in NAME_CTYPES),
+        "quote": float(span.ctype == "quote"),
+        "sent_prob": sentence_prob,
+        "sent_rank": 1.0 / (1 + sentence_rank),
+        "proximity": 1.0 / (1.0 + dist / scale),
+        "adjacent": float(dist <= (1 if scale == 2.0 else 2)),
+        "inside_q": min(1.0, len(inside) / 2.0),
+        "in_question": in_q,
+        "year_in_q": float(span.ctype == "year" and cand_text[:4] in query.years),
+        "target_fit": target_fit,
+        "has_target": float(bool(query.target)),
+        "head_fit": head_fit,
+        "has_unit": float(bool(span.unit)),
+        "length": math.log1p(n_chars),
+        "long": float(n_chars > 25),
+        "agreement": math.log1p(agreement),
+        "window_cov": coverage(query, window)[0],
+        "cross": float(bool(re.search(r"[\u4e00-\u9fff]", sent_text)) != (query.lang == "zh")),
+    }
+
+
+def abstain_features(
+    query: Query, best_prob: float, margin: float, sentence: dict[str, float], context_cov: float,
+    context_names: float, context_years: float,
+) -> dict[str, float]:
+    """Features saying whether the best answer is supported by the corpus at all."""
+    return {
+        "cand_prob": best_prob,
+        "margin": margin,
+        "sent_dense": sentence.get("dense_same", 0.0) + sentence.get("dense_cross", 0.0),
+        "sent_cov": sentence.get("cov_same", 0.0) + sentence.get("cov_cross", 0.0),
+        "sent_names": sentence.get("names", 1.0),
+        "sent_years": sentence.get("years_ok", 1.0),
+        "ctx_cov": context_cov,
+        "ctx_names": context_names,
+        "ctx_years": context_years,
+        "has_years": float(bool(query.years)),
+        "cross": sentence.get("dense_cross", 0.0) != 0.0,
+    }

@@ -1,0 +1,163 @@
+"""Where a question's terms occur in a sentence, within and across languages.
+
+A question becomes a list of *units* (a content word, a number, a name); each unit is
+a set of alternative forms to look for: the word's stem, its dictionary translations,
+or the pinyin pairs of a romanised name. Coverage is the share of units found.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+from index.textnorm import (
+    CJK_RUN_RE,
+    EN_STOPWORDS,
+    WORD_RE,
+    char_pinyin,
+    segment_pinyin,
+    stem,
+    to_simplified,
+)
+from rag.lexicon import en_to_zh, zh_to_en
+from rag.types import Query
+
+GENERIC_ZH = frozenset("中国 全国 我国 山西 一个 进行 实现 推动 发展 建设 工作 有关 已经 目前 其中".split())
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One thing the question talks about, with the forms it may take in the sentence."""
+
+    kind: str  # "word", "number", "name"
+    forms: tuple[str, ...]
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class SentenceView:
+    """Precomputed matching forms of one sentence (offsets relative to the sentence)."""
+
+    text: str
+    simp: str
+    is_zh: bool
+    stems: tuple[tuple[str, int, int], ...]
+    pinyin_pairs: tuple[tuple[str, int, int], ...]
+
+
+@lru_cache(maxsize=8192)
+def view(text: str) -> SentenceView:
+    """Matching forms of a sentence (cached by text)."""
+    simp = to_simplified(text).lower()
+    is_zh = len(CJK_RUN_RE.findall(text)) > 0 and sum(len(r) for r in CJK_RUN_RE.findall(text)) > len(text) * 0.3
+    stems = tuple(
+        (stem(m.group(0).lower()) if m.group(0)[0].isalpha() else m.group(0).replace(",", ""), m.start(), m.end())
+        for m in WORD_RE.finditer(text)
+    )
+    pairs: list[tuple[str, int, int]] = []
+    for m in CJK_RUN_RE.finditer(text):
+        syl = [char_pinyin(ch) for ch in m.group(0)]
+        for i in range(len(syl) - 1):
+            pairs.append((f"{syl[i]}_{syl[i + 1]}", m.start() + i, m.start() + i + 2))
+    for m in re.finditer(r"\b[A-Z][a-z]+\b", text):
+        syl = segment_pinyin(m.group(0))
+        for i in range(len(syl) - 1):
+            pairs.append((f"{syl[i]}_{syl[i + 1]}", m.start(), m.end()))
+    return SentenceView(text, simp, is_zh, stems, tuple(pairs))
+
+
+def _name_pairs(word: str) -> tuple[str, ...]:
+    syl = segment_pinyin(word)
+    return tuple(f"{a}_{b}" for a, b in zip(syl, syl[1:], strict=False))
+
+
+@lru_cache(maxsize=1024)
+def _units_cached(query: Query, target_zh: bool) -> tuple[Unit, ...]:
+    units: list[Unit] = []
+    for n in dict.fromkeys(query.numbers):
+        units.append(Unit("number", (n,)))
+    if query.lang == "en":
+        seen: set[str] = set()
+        for m in re.finditer(r"[A-Za-z][A-Za-z\-']*", query.text):
+            w = m.group(0)
+            lw = w.lower()
+            if lw in EN_STOPWORDS or len(lw) < 3 or lw in seen:
+                continue
+            seen.add(lw)
+            pairs = _name_pairs(w) if w[0].isupper() else ()
+            if pairs and len(pairs) >= 1 and len(w) >= 5:
+                units.append(Unit("name", tuple(f"py:{p}" for p in pairs), 1.5))
+                if target_zh:
+                    continue
+            if target_zh:
+                forms = tuple(t for t in en_to_zh(lw) if len(t) >= 2) or en_to_zh(lw)
+                if forms:
+                    units.append(Unit("word", tuple(f"zh:{t}" for t in forms)))
+            else:
+                units.append(Unit("word", (f"en:{stem(lw)}",)))
+    else:
+        import jieba
+
+        simp = to_simplified(query.text)
+        for w in dict.fromkeys(jieba.lcut(simp)):
+            if not CJK_RUN_RE.fullmatch(w) or len(w) < 2 or w in GENERIC_ZH:
+                continue
+            if target_zh:
+                units.append(Unit("word", (f"zh:{w}",)))
+            else:
+                forms = tuple(f"en:{t}" for t in zh_to_en(w))
+                pairs = tuple(f"py:{char_pinyin(a)}_{char_pinyin(b)}" for a, b in zip(w, w[1:], strict=False))
+                if forms:
+                    units.append(Unit("word", forms))
+                units.append(Unit("name", pairs, 1.0))
+    return tuple(units)
+
+
+def question_units(query: Query, sentence_is_zh: bool) -> tuple[Unit, ...]:
+    """The question's units, with forms in the sentence's language."""
+    return _units_cached(query, sentence_is_zh)
+
+
+def find(unit: Unit, sv: SentenceView) -> list[tuple[int, int]]:
+    """Positions (relative to the sentence) where a unit occurs."""
+    out: list[tuple[int, int]] = []
+    for form in unit.forms:
+        kind, _, body = form.partition(":") if ":" in form else ("num", "", form)
+        if unit.kind == "number":
+            out.extend((m.start(), m.end()) for m in re.finditer(rf"(?<![\d.]){re.escape(form)}(?![\d])", sv.text.replace(",", "")))
+        elif kind == "en":
+            out.extend((s, e) for t, s, e in sv.stems if t == body)
+        elif kind == "zh":
+            start = sv.simp.find(body)
+            while start >= 0:
+                out.append((start, start + len(body)))
+                start = sv.simp.find(body, start + 1)
+        elif kind == "py":
+            out.extend((s, e) for t, s, e in sv.pinyin_pairs if t == body)
+    if unit.kind == "name" and out:
+        found = {f for f in unit.forms if any(t == f[3:] for t, _, _ in sv.pinyin_pairs)}
+        if len(found) * 2 < len(unit.forms):
+            return []
+    return out
+
+
+def coverage(query: Query, text: str) -> tuple[float, list[tuple[int, int]], float]:
+    """Share of question units found in a sentence, their positions, and the name share."""
+    sv = view(text)
+    units = question_units(query, sv.is_zh)
+    if not units:
+        return 0.0, [], 0.0
+    total = sum(u.weight for u in units)
+    hit = 0.0
+    names = [u for u in units if u.kind == "name"]
+    name_hit = 0
+    positions: list[tuple[int, int]] = []
+    for u in units:
+        where = find(u, sv)
+        if where:
+            hit += u.weight
+            positions.extend(where)
+            if u.kind == "name":
+                name_hit += 1
+    return hit / total, positions, (name_hit / len(names) if names else 1.0)

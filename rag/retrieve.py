@@ -1,0 +1,89 @@
+"""Stage 2 of the read path: dense (FAISS) and lexical (BM25) retrieval, fused by RRF.
+
+Pools are balanced by document language: the best passages of each language are
+fused separately and then merged, so articles in the question's language cannot
+crowd out the one in the other language that holds the answer.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from index.store import IndexStore
+from index.textnorm import chinese_terms, lexical_terms
+from rag.types import Hit, Query
+
+Mode = Literal["hybrid", "dense", "lexical"]
+
+
+def query_terms(query: Query) -> list[str]:
+    """Lexical terms of a question plus its dictionary translations."""
+    terms = lexical_terms(query.text)
+    for t in query.zh_terms:
+        terms.extend(chinese_terms(t) if len(t) > 1 else [t])
+    terms.extend(query.en_terms)
+    return terms
+
+
+def rrf(rank_lists: list[list[int]], k: int = 60) -> dict[int, float]:
+    """Reciprocal rank fusion of ranked id lists: ``sum(1 / (k + rank))``."""
+    fused: dict[int, float] = {}
+    for ranks in rank_lists:
+        for r, idx in enumerate(ranks):
+            fused[idx] = fused.get(idx, 0.0) + 1.0 / (k + r + 1)
+    return fused
+
+
+class HybridRetriever:
+    """Dense + BM25 passage retrieval with language-balanced reciprocal rank fusion."""
+
+    def __init__(self, store: IndexStore, *, rrf_k: int = 60, mode: Mode = "hybrid"):
+        """Wrap a loaded index.
+
+        Args:
+            store: the loaded index generation.
+            rrf_k: the fusion constant.
+            mode: ``hybrid`` (default), or ``dense``/``lexical`` alone (for baselines).
+        """
+        self.store = store
+        self.rrf_k = rrf_k
+        self.mode = mode
+        self._lang = np.array([p.lang != "en" for p in store.passages], dtype=bool)
+
+    def dense_scores(self, vector: np.ndarray, k: int) -> dict[int, float]:
+        """Inner-product scores of the ``k`` nearest passages."""
+        n = len(self.store.passages)
+        if n == 0:
+            return {}
+        scores, ids = self.store.dense.search(vector.reshape(1, -1).astype(np.float32), min(n, k))
+        return {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
+
+    def search(self, query: Query, vector: np.ndarray, k: int) -> list[Hit]:
+        """The ``k`` best passages of each document language, fused, best first."""
+        n = len(self.store.passages)
+        if n == 0:
+            return []
+        dense = self.dense_scores(vector, max(4 * k, 64)) if self.mode != "lexical" else {}
+        lex_all = self.store.lexical_passages.scores(query_terms(query)) if self.mode != "dense" else None
+        hits: list[Hit] = []
+        for is_zh in (False, True):
+            pool = np.flatnonzero(self._lang == is_zh)
+            if pool.size == 0:
+                continue
+            lists: list[list[int]] = []
+            if dense:
+                d_ids = [i for i in sorted(dense, key=dense.__getitem__, reverse=True) if self._lang[i] == is_zh]
+                lists.append(d_ids[:k])
+            if lex_all is not None:
+                order = pool[np.argsort(-lex_all[pool], kind="stable")]
+                lists.append([int(i) for i in order[:k] if lex_all[i] > 0])
+            fused = rrf(lists, self.rrf_k)
+            for i in sorted(fused, key=fused.__getitem__, reverse=True)[:k]:
+                hits.append(
+                    Hit(self.store.passages[i], fused[i], 0, dense.get(i, 0.0),
+                        float(lex_all[i]) if lex_all is not None else 0.0)
+                )
+        hits.sort(key=lambda h: h.score, reverse=True)
+        return [Hit(h.passage, h.score, r, h.dense, h.lexical) for r, h in enumerate(hits)]
