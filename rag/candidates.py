@@ -66,7 +66,10 @@ DATE_RES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"每(?:年|季度|個月|个月|月|周|週|天|日|小時|小时)(?:舉辦|举办)?(?:一次)?|\bevery (?:\d+ )?(?:year|quarter|month|week|day|hour|minute)s?\b|\b(?:quarterly|annually|monthly|weekly|daily)\b"), "frequency"),
     (re.compile(r"\d+×\d+(?:小時|小时| hours)?|[一二三四五六七八九十兩两\d]+(?:周|週|天|日|個月|个月|年|小時|小时)[內内]"), "duration"),
     (re.compile(r"\b\d{3,4}-\d{7,8}\b"), "phone"),
-    (re.compile(r"第[一二三四五六七八九十\d]+(?:名|位|代|期|批|大|方陣|方阵)?|(?:全國|全国|全球|全省|世界)第[一二三四五六七八九十\d]+|[一二三四五六七八九十\d]期"), "rank"),
+    (re.compile(r"第[一二三四五六七八九十\d]+(?:名|位|代|期|批|大|方陣|方阵)?"), "rank"),
+    (re.compile(r"(?:全國|全国|全球|全省|世界)第[一二三四五六七八九十\d]+"), "rank"),
+    (re.compile(r"(?<![第\d])[一二三四五六七八九十\d]期"), "rank"),
+    (re.compile(r"[一二三四五六七八九十兩两\d]+[個个名位]人"), "count"),
     (re.compile(r"\b(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth)(?:-generation| generation| place| phase)?\b|\bNo\. ?\d+\b|\b\d+(?:st|nd|rd|th)\b", re.I), "rank"),
 ]
 QUOTE_RE = re.compile(r"“([^”“\n]{1,24})”|《([^》\n]{1,30})》|\"([^\"\n]{1,40})\"|「([^」\n]{1,24})」|'([^'\n]{2,40})'")
@@ -215,13 +218,13 @@ def chinese_name_spans(text: str, base: int) -> list[Span]:
         pos += len(w)
     out: list[Span] = []
     for i in range(len(spans)):
-        for j in range(i, min(i + 4, len(spans))):
+        for j in range(i, min(i + 5, len(spans))):
             if spans[j][2] not in NOUNISH and not (j > i and spans[j][2] in ("m", "a", "b")):
                 break
             if spans[j][2] not in NOUNISH:
                 continue
             s, e = spans[i][0], spans[j][1]
-            if 2 <= e - s <= 14 and spans[i][2] in NOUNISH | {"m", "a", "b"}:
+            if 2 <= e - s <= 16 and spans[i][2] in NOUNISH | {"m", "a", "b"}:
                 ctype = "person" if i == j and spans[i][2] == "nr" and e - s <= 4 else "zh_np"
                 out.append(Span(base + s, base + e, ctype))
     return out

@@ -11,7 +11,8 @@ import re
 
 from index.textnorm import stem, to_simplified
 from rag.candidates import Span
-from rag.lexicon import en_to_zh, zh_to_en
+from index.textnorm import char_pinyin, segment_pinyin
+from rag.lexicon import en_to_zh, measure_word_fits, zh_to_en
 from rag.match import coverage
 from rag.types import Query
 
@@ -80,6 +81,59 @@ def question_head(query: Query) -> tuple[str, ...]:
     return (head, head[-1], *zh_to_en(head)[:4])
 
 
+CLAUSE_RE = re.compile(r"[,，;；。!?！？:：]")
+ORG_WORDS = frozenset("group company co ltd corp province city county town district village park street mine plant bank university institute committee department bureau center centre laboratory".split())
+TO_CUES = re.compile(r"(?:\bto|\breached|\breach|\bat|\bof|达到|達到|至|到|为|為|增至|提高到|上升到|降至|降到|下降到|僅|仅)\s*$")
+FROM_CUES = re.compile(r"(?:\bfrom|\bthan|\bfor|从|從|由|比)\s*$")
+
+
+def _clause(text: str, rel: tuple[int, int]) -> str:
+    cuts = [0] + [m.end() for m in CLAUSE_RE.finditer(text)] + [len(text)]
+    lo = max(c for c in cuts if c <= rel[0])
+    hi = min((c for c in cuts if c >= rel[1]), default=len(text))
+    return text[lo:hi]
+
+
+def _pinyin_name(text: str) -> float:
+    """1.0 for a romanised Chinese personal name ("Zou Zhilei"): 2-3 syllable words, no org words."""
+    words = text.split()
+    if not 2 <= len(words) <= 3 or any(w.lower().strip(".,") in ORG_WORDS for w in words):
+        return 0.0
+    syl = [segment_pinyin(w) for w in words]
+    if not all(syl) or sum(len(x) for x in syl) > 4 or len(syl[0]) != 1:
+        return 0.0
+    return 1.0
+
+
+def question_overlap(query: Query, cand: str) -> float:
+    """Share of a candidate's words (or characters, or pinyin) that the question already says."""
+    if re.search(r"[\u4e00-\u9fff]", cand):
+        simp = to_simplified(cand)
+        chars = [c for c in simp if "\u4e00" <= c <= "\u9fff"]
+        if not chars:
+            return 0.0
+        if query.lang == "zh":
+            return sum(c in query.norm for c in chars) / len(chars)
+        q_py = {p[3:] for p in query.pinyin}
+        pairs = [f"{char_pinyin(a)}_{char_pinyin(b)}" for a, b in zip(chars, chars[1:], strict=False)]
+        zh_hit = sum(any(c in t for t in query.zh_terms) for c in chars) / len(chars)
+        return max(zh_hit * 0.8, sum(p in q_py for p in pairs) / len(pairs) if pairs else 0.0)
+    words = [w.lower() for w in re.findall(r"[A-Za-z]+|\d+(?:\.\d+)?", cand)]
+    if not words:
+        return 0.0
+    if query.lang == "en":
+        q_terms = set(query.terms) | {n for n in query.numbers}
+        return sum((stem(w) if w[0].isalpha() else w) in q_terms for w in words) / len(words)
+    en = set(query.en_terms) | {n for n in query.numbers}
+    q_py = {p[3:] for p in query.pinyin}
+    hits = 0
+    for w in words:
+        syl = segment_pinyin(w)
+        pairs = {f"{a}_{b}" for a, b in zip(syl, syl[1:], strict=False)}
+        hits += (stem(w) in en) or (w in en) or bool(pairs and pairs <= q_py)
+    return hits / len(words)
+
+
 def _distance(span: tuple[int, int], positions: list[tuple[int, int]]) -> float:
     if not positions:
         return 99.0
@@ -124,7 +178,15 @@ def candidate_features(
             head_fit = 1.0
         elif any(h and not h.isascii() and simp.endswith(h) for h in head):
             head_fit = 1.0
+    if not target_fit and query.target and span.unit and measure_word_fits(span.unit, query.target):
+        target_fit = 1.0
+    if not target_fit and query.lang == "zh" and query.target and span.following:
+        if any(measure_word_fits(query.target, w) for w in re.findall(r"[A-Za-z]+", span.following)[:4]):
+            target_fit = 1.0
     compat = COMPAT.get(query.qtype, COMPAT["entity"]).get(span.ctype, 0.0)
+    before = sent_text[max(0, rel[0] - 12) : rel[0]]
+    clause = _clause(sent_text, rel)
+    num = re.sub(r"[^\d.]", "", cand_text)
     n_chars = len(cand_text)
     window = sent_text[max(0, rel[0] - 40) : rel[1] + 40]
     return {
@@ -147,6 +209,13 @@ def candidate_features(
         "long": float(n_chars > 25),
         "agreement": math.log1p(agreement),
         "window_cov": coverage(query, window)[0],
+        "clause_cov": coverage(query, clause)[0],
+        "q_overlap": question_overlap(query, cand_text),
+        "number_in_q": float(bool(num) and num in query.numbers and span.ctype != "year"),
+        "pinyin_name": _pinyin_name(cand_text) if span.ctype in ("name", "name_part") else 0.0,
+        "zh_person": float(span.ctype == "person"),
+        "after_to": float(bool(TO_CUES.search(before))),
+        "after_from": float(bool(FROM_CUES.search(before))),
         "cross": float(bool(re.search(r"[\u4e00-\u9fff]", sent_text)) != (query.lang == "zh")),
     }
 

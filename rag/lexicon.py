@@ -86,3 +86,33 @@ def zh_to_en(word: str) -> tuple[str, ...]:
     """English stems for a simplified-Chinese word (empty when unknown)."""
     table = _tables()[1]
     return tuple(dict.fromkeys(stem(w) for w in table.get(word, ()) if w not in EN_STOPWORDS))
+
+
+# Chinese measure words and the English nouns they count (a general linguistic table).
+MEASURE_NOUNS: dict[str, tuple[str, ...]] = {
+    "家": ("enterprise", "company", "firm", "institution", "bank", "hospital", "store", "shop", "factory", "institute", "incubator", "business"),
+    "座": ("mine", "plant", "station", "bridge", "building", "tower", "mountain", "city", "dam", "port"),
+    "户": ("household", "family", "home"),
+    "人": ("people", "person", "talent", "worker", "employee", "resident", "staff", "student"),
+    "名": ("people", "person", "talent", "worker", "employee", "student", "expert"),
+    "项": ("project", "item", "technology", "achievement", "standard", "patent", "program", "measure"),
+    "个": ("project", "platform", "team", "city", "park", "cluster", "chain", "base", "center", "laboratory", "item"),
+    "种": ("kind", "type", "variety", "product", "species", "light"),
+    "台": ("machine", "equipment", "set", "unit", "robot", "camera"),
+    "辆": ("vehicle", "car", "truck", "bus"),
+    "条": ("line", "road", "chain", "route"),
+    "所": ("school", "university", "institute", "hospital"),
+    "位": ("place", "position", "rank", "people"),
+    "市": ("city",),
+    "县": ("county",),
+    "批": ("batch", "group"),
+}
+
+
+def measure_word_fits(measure: str, noun: str) -> bool:
+    """Whether a Chinese measure word counts an English noun (座 ~ mines)."""
+    from index.textnorm import stem
+
+    m = measure[-1:] if measure else ""
+    nouns = MEASURE_NOUNS.get({"個": "个", "戶": "户", "項": "项", "種": "种", "臺": "台", "輛": "辆", "條": "条", "縣": "县"}.get(m, m), ())
+    return stem(noun.lower()) in {stem(n) for n in nouns}

@@ -1,0 +1,196 @@
+"""Fit the sentence, candidate and abstention scorers on gold data, with k-fold CV.
+
+``rag fit`` runs this: it reports cross-validated answer accuracy per kind (each fold
+fitted without its own questions), then fits on everything and writes the weights
+JSON that ships in ``rag/weights.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+from eval.gold import GoldItem, load_gold
+from eval.metrics import alias_in, answer_matches
+from index.clean import clean_text
+from index.errors import DependencyMissingError
+from rag.model import DEFAULT_WEIGHTS, AnswerWeights, LinearModel
+from rag.pipeline import Pipeline, Trace
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Example:
+    """A gold item with the spans of its evidence in the canonical text."""
+
+    item: GoldItem
+    evidence: tuple[int, int] | None
+
+
+def locate_evidence(pipeline: Pipeline, item: GoldItem) -> tuple[int, int] | None:
+    """Offsets of the gold evidence in the canonical text of its document."""
+    if not item.doc or not item.evidence or item.doc not in pipeline.store.documents:
+        return None
+    text = pipeline.store.documents[item.doc].text
+    ev, _ = clean_text(item.evidence)
+    ev = ev.strip()
+    for probe in (ev, ev[:40], ev[-40:], ev[:15], ev[-15:]):
+        if probe and (pos := text.find(probe)) >= 0:
+            return pos, pos + len(probe)
+    return None
+
+
+def _fit_lr(rows: list[dict[str, float]], labels: list[int], c: float = 1.0) -> LinearModel:
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError as exc:
+        raise DependencyMissingError("fitting needs scikit-learn: pip install '.[fit]'") from exc
+    names = sorted({k for r in rows for k in r})
+    x = np.array([[r.get(n, 0.0) for n in names] for r in rows], dtype=float)
+    y = np.array(labels)
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale[scale == 0] = 1.0
+    if len(set(labels)) < 2:
+        return LinearModel(0.0, {n: 0.0 for n in names}, {}, {})
+    lr = LogisticRegression(C=c, class_weight="balanced", max_iter=2000)
+    lr.fit((x - mean) / scale, y)
+    return LinearModel(
+        float(lr.intercept_[0]),
+        {n: float(w) for n, w in zip(names, lr.coef_[0], strict=True)},
+        {n: float(m) for n, m in zip(names, mean, strict=True)},
+        {n: float(s) for n, s in zip(names, scale, strict=True)},
+    )
+
+
+def _sentence_label(ex: Example, s_doc: str, start: int, end: int, text: str) -> int:
+    if s_doc != ex.item.doc:
+        return 0
+    if ex.evidence and start < ex.evidence[1] and end > ex.evidence[0]:
+        return 1
+    return int(any(alias_in(a, text) for a in ex.item.answers if len(a) >= 2))
+
+
+def fit_all(pipeline: Pipeline, train: list[Example], traces: dict[str, Trace]) -> AnswerWeights:
+    """Fit the three scorers in order (each stage sees the previous stage's scores)."""
+    rows, labels = [], []
+    for ex in train:
+        if not ex.item.answerable:
+            continue
+        for s in traces[ex.item.id].sentences:
+            rows.append(s.features)
+            labels.append(_sentence_label(ex, s.doc_id, s.start, s.end, s.text))
+    sentence = _fit_lr(rows, labels)
+    weights = replace(pipeline.weights, sentence=sentence)
+    pipeline.weights = weights
+    cand_rows, cand_labels = [], []
+    for ex in train:
+        if not ex.item.answerable:
+            continue
+        tr = _retrace(pipeline, traces[ex.item.id])
+        labs = [int(c.doc_id == ex.item.doc and answer_matches(c.text, ex.item.answers)) for c in tr.candidates]
+        if not any(labs):
+            continue
+        cand_rows.extend(c.features for c in tr.candidates)
+        cand_labels.extend(labs)
+    candidate = _fit_lr(cand_rows, cand_labels, c=0.5)
+    pipeline.weights = replace(weights, candidate=candidate)
+    ab_rows, ab_labels, is_none = [], [], []
+    for ex in train:
+        tr = _retrace(pipeline, traces[ex.item.id])
+        if not tr.candidates:
+            continue
+        best = tr.candidates[0]
+        ok = ex.item.answerable and best.doc_id == ex.item.doc and answer_matches(best.text, ex.item.answers)
+        ab_rows.append(tr.abstain)
+        ab_labels.append(int(ok))
+        is_none.append(not ex.item.answerable)
+    abstain = _fit_lr(ab_rows, ab_labels, c=0.5)
+    probs = [abstain.prob(r) for r in ab_rows]
+    threshold = _best_threshold(probs, ab_labels, is_none)
+    pipeline.weights = AnswerWeights(sentence, candidate, abstain, threshold, {})
+    return pipeline.weights
+
+
+WRONG_ANSWER_COST = 0.5
+
+
+def _best_threshold(probs: list[float], labels: list[int], is_none: list[bool]) -> float:
+    """The cut that maximises right answers plus right abstentions, minus a cost per wrong answer.
+
+    A confident wrong answer is worse than an abstention, so each answered-but-wrong
+    question costs ``WRONG_ANSWER_COST``; ties go to the more cautious cut.
+    """
+    best_t, best_score = 0.5, -1e9
+    for t in sorted(set([0.0, *probs, 1.0])):
+        score = 0.0
+        for p, y, none in zip(probs, labels, is_none, strict=True):
+            if p >= t:
+                score += 1.0 if y else -WRONG_ANSWER_COST
+            elif none:
+                score += 1.0
+        if score >= best_score:
+            best_t, best_score = t, score
+    return float(min(0.95, best_t))
+
+
+def _retrace(pipeline: Pipeline, tr: Trace) -> Trace:
+    """Re-score a trace's sentences and candidates with the pipeline's current weights."""
+    sentences = sorted(
+        (replace(s, score=pipeline.weights.sentence.prob(s.features)) for s in tr.sentences),
+        key=lambda s: s.score,
+        reverse=True,
+    )
+    candidates = pipeline._candidates(tr.query, sentences)
+    return Trace(tr.query, tr.hits, sentences, candidates, pipeline._abstain_features(tr.query, candidates), tr.timings)
+
+
+def correct(pipeline: Pipeline, ex: Example, tr: Trace) -> bool:
+    """Whether the pipeline's answer to a traced question is right (abstaining on 'none')."""
+    ans = pipeline.answer_from(_retrace(pipeline, tr))
+    if not ex.item.answerable:
+        return ans.text is None
+    return ans.text is not None and ans.citations[0].doc_id == ex.item.doc and answer_matches(ans.text, ex.item.answers)
+
+
+def cross_validate(pipeline: Pipeline, examples: list[Example], traces: dict[str, Trace], folds: int, seed: int = 13) -> dict[str, float]:
+    """k-fold accuracy per kind: each question scored by weights fitted without it."""
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    hits: dict[str, list[int]] = defaultdict(list)
+    for f in range(folds):
+        test = [examples[i] for i in order[f::folds]]
+        train = [examples[i] for i in order if i % folds != f] if False else [examples[i] for j, i in enumerate(order) if j % folds != f]
+        fit_all(pipeline, train, traces)
+        for ex in test:
+            ok = correct(pipeline, ex, traces[ex.item.id])
+            hits[ex.item.kind].append(int(ok))
+            hits["overall"].append(int(ok))
+    return {k: float(np.mean(v)) for k, v in sorted(hits.items())}
+
+
+def run_fit(settings, *, gold: Path | None, folds: int, out: Path | None) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    """CLI body of ``rag fit``: report CV accuracy, then fit on all and save."""
+    from rag.cli import load_pipeline
+
+    pipeline = load_pipeline(settings)
+    items = load_gold(gold)
+    examples = [Example(it, locate_evidence(pipeline, it)) for it in items]
+    traces = {ex.item.id: pipeline.trace(ex.item.q) for ex in examples}
+    cv = cross_validate(pipeline, examples, traces, folds)
+    for kind, acc in cv.items():
+        log.info("cv accuracy %-9s %.3f", kind, acc)
+    weights = fit_all(pipeline, examples, traces)
+    train_acc = float(np.mean([correct(pipeline, ex, traces[ex.item.id]) for ex in examples]))
+    meta = {"gold": str(gold or "eval/gold/dev.jsonl"), "folds": folds, "cv_accuracy": cv, "train_accuracy": train_acc,
+            "refit": "rag fit"}
+    weights = AnswerWeights(weights.sentence, weights.candidate, weights.abstain, weights.threshold, meta)
+    weights.save(out or DEFAULT_WEIGHTS)
+    log.info("train accuracy %.3f; weights written to %s", train_acc, out or DEFAULT_WEIGHTS)
+    return cv
