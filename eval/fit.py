@@ -69,6 +69,43 @@ def _fit_lr(rows: list[dict[str, float]], labels: list[int], c: float = 1.0) -> 
     )
 
 
+def _fit_pairwise(groups: list[tuple[list[dict[str, float]], list[int]]], c: float = 0.5,
+                  max_neg: int = 40, seed: int = 7) -> LinearModel:
+    """A ranking model: logistic regression on feature differences of (right, wrong) pairs."""
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError as exc:
+        raise DependencyMissingError("fitting needs scikit-learn: pip install '.[fit]'") from exc
+    names = sorted({k for rows, _ in groups for r in rows for k in r})
+    all_x = np.array([[r.get(n, 0.0) for n in names] for rows, _ in groups for r in rows], dtype=float)
+    mean, scale = all_x.mean(axis=0), all_x.std(axis=0)
+    scale[scale == 0] = 1.0
+    rng = random.Random(seed)
+    diffs, ys = [], []
+    for rows, labels in groups:
+        x = (np.array([[r.get(n, 0.0) for n in names] for r in rows], dtype=float) - mean) / scale
+        pos = [i for i, y in enumerate(labels) if y]
+        neg = [i for i, y in enumerate(labels) if not y]
+        if not pos or not neg:
+            continue
+        rng.shuffle(neg)
+        weight = 1.0 / len(pos)
+        for p in pos:
+            for q in neg[:max_neg]:
+                diffs.append((x[p] - x[q]) * weight)
+                ys.append(1)
+                diffs.append((x[q] - x[p]) * weight)
+                ys.append(0)
+    lr = LogisticRegression(C=c, fit_intercept=False, max_iter=3000)
+    lr.fit(np.array(diffs), np.array(ys))
+    return LinearModel(
+        0.0,
+        {n: float(w) for n, w in zip(names, lr.coef_[0], strict=True)},
+        {n: float(m) for n, m in zip(names, mean, strict=True)},
+        {n: float(s) for n, s in zip(names, scale, strict=True)},
+    )
+
+
 def _sentence_label(ex: Example, s_doc: str, start: int, end: int, text: str) -> int:
     if s_doc != ex.item.doc:
         return 0
@@ -79,27 +116,24 @@ def _sentence_label(ex: Example, s_doc: str, start: int, end: int, text: str) ->
 
 def fit_all(pipeline: Pipeline, train: list[Example], traces: dict[str, Trace]) -> AnswerWeights:
     """Fit the three scorers in order (each stage sees the previous stage's scores)."""
-    rows, labels = [], []
+    groups = []
     for ex in train:
         if not ex.item.answerable:
             continue
-        for s in traces[ex.item.id].sentences:
-            rows.append(s.features)
-            labels.append(_sentence_label(ex, s.doc_id, s.start, s.end, s.text))
-    sentence = _fit_lr(rows, labels)
+        sents = traces[ex.item.id].sentences
+        groups.append(([s.features for s in sents],
+                       [_sentence_label(ex, s.doc_id, s.start, s.end, s.text) for s in sents]))
+    sentence = _fit_pairwise(groups)
     weights = replace(pipeline.weights, sentence=sentence)
     pipeline.weights = weights
-    cand_rows, cand_labels = [], []
+    cand_groups = []
     for ex in train:
         if not ex.item.answerable:
             continue
         tr = _retrace(pipeline, traces[ex.item.id])
         labs = [int(c.doc_id == ex.item.doc and answer_matches(c.text, ex.item.answers)) for c in tr.candidates]
-        if not any(labs):
-            continue
-        cand_rows.extend(c.features for c in tr.candidates)
-        cand_labels.extend(labs)
-    candidate = _fit_lr(cand_rows, cand_labels, c=0.5)
+        cand_groups.append(([c.features for c in tr.candidates], labs))
+    candidate = _fit_pairwise(cand_groups, max_neg=80)
     pipeline.weights = replace(weights, candidate=candidate)
     ab_rows, ab_labels, is_none = [], [], []
     for ex in train:
@@ -142,11 +176,7 @@ def _best_threshold(probs: list[float], labels: list[int], is_none: list[bool]) 
 
 def _retrace(pipeline: Pipeline, tr: Trace) -> Trace:
     """Re-score a trace's sentences and candidates with the pipeline's current weights."""
-    sentences = sorted(
-        (replace(s, score=pipeline.weights.sentence.prob(s.features)) for s in tr.sentences),
-        key=lambda s: s.score,
-        reverse=True,
-    )
+    sentences = pipeline.rank_sentences(tr.sentences)
     candidates = pipeline._candidates(tr.query, sentences)
     return Trace(tr.query, tr.hits, sentences, candidates, pipeline._abstain_features(tr.query, candidates), tr.timings)
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +26,16 @@ from rag.types import Answer, Candidate, Citation, Hit, Query, ScoredSentence
 log = logging.getLogger(__name__)
 SNIPPET_CHARS = 300
 TOP_SENTENCES = 8
+
+
+def softmax(logits: list[float]) -> list[float]:
+    """Scores that sum to one over a list (empty in, empty out)."""
+    if not logits:
+        return []
+    top = max(logits)
+    exps = [math.exp(x - top) for x in logits]
+    total = sum(exps)
+    return [e / total for e in exps]
 
 
 class QuestionError(RagError):
@@ -127,10 +138,14 @@ class Pipeline:
             text = store.documents[s.doc_id].text[s.start : s.end]
             f = sentence_features(query, text, float(dense[i]), int(dense_rank[i]), float(bm25[i]),
                                   best_rank[r][0], bool(is_zh[i]) == q_zh)
-            out.append(ScoredSentence(r, s.doc_id, s.start, s.end, text, self.weights.sentence.prob(f), f,
-                                      best_rank[r][1]))
-        out.sort(key=lambda x: x.score, reverse=True)
-        return out
+            out.append(ScoredSentence(r, s.doc_id, s.start, s.end, text, 0.0, f, best_rank[r][1]))
+        return self.rank_sentences(out)
+
+    def rank_sentences(self, sentences: list[ScoredSentence]) -> list[ScoredSentence]:
+        """Score sentences with the fitted ranker; scores are a softmax over the list."""
+        probs = softmax([self.weights.sentence.logit(s.features) for s in sentences])
+        scored = [replace(s, score=p) for s, p in zip(sentences, probs, strict=True)]
+        return sorted(scored, key=lambda x: x.score, reverse=True)
 
     def _candidates(self, query: Query, sentences: list[ScoredSentence]) -> list[Candidate]:
         head = question_head(query)
@@ -147,8 +162,9 @@ class Pipeline:
         for rank, s, sp, text in spans:
             f = candidate_features(query, sp, text, s.text, s.start, s.score, rank,
                                    counts[to_simplified(text).lower()], head)
-            out.append(Candidate(s.doc_id, sp.start, sp.end, text, sp.ctype, s, sp.unit, f,
-                                 self.weights.candidate.prob(f)))
+            out.append(Candidate(s.doc_id, sp.start, sp.end, text, sp.ctype, s, sp.unit, f, 0.0))
+        probs = softmax([self.weights.candidate.logit(c.features) for c in out])
+        out = [replace(c, score=p) for c, p in zip(out, probs, strict=True)]
         out.sort(key=lambda c: c.score, reverse=True)
         return out
 
@@ -156,7 +172,9 @@ class Pipeline:
         if not candidates:
             return {}
         best = candidates[0]
-        others = [c.score for c in candidates[1:] if c.text != best.text]
+        key = to_simplified(best.text).lower()
+        mass = sum(c.score for c in candidates if to_simplified(c.text).lower() == key)
+        others = [c.score for c in candidates[1:] if to_simplified(c.text).lower() != key]
         margin = best.score - (others[0] if others else 0.0)
         doc = self.store.documents[best.doc_id]
         rows = self.store.sentences_by_doc[best.doc_id]
@@ -165,7 +183,7 @@ class Pipeline:
         context = doc.text[self.store.sentences[lo].start : self.store.sentences[hi].end]
         cov, _, names = coverage(query, context)
         years = float(all(y in context for y in query.years)) if query.years else 1.0
-        return abstain_features(query, best.score, margin, best.sentence.features, cov, names, years)
+        return abstain_features(query, mass, margin, best.sentence.features, cov, names, years)
 
     def trace(self, question: str, *, k: int | None = None) -> Trace:
         """Run every stage and keep what each produced."""
