@@ -152,7 +152,7 @@ def fit_all(pipeline: Pipeline, train: list[Example], traces: dict[str, Trace]) 
     return pipeline.weights
 
 
-WRONG_ANSWER_COST = 0.5
+WRONG_ANSWER_COST = 0.35
 
 
 def _best_threshold(probs: list[float], labels: list[int], is_none: list[bool]) -> float:

@@ -140,6 +140,8 @@ def english_terms(text: str) -> list[str]:
     out = []
     for m in WORD_RE.finditer(unicodedata.normalize("NFKC", text)):
         w = m.group(0).lower().replace(",", "")
+        if w.endswith(("'s", "’s")):
+            w = w[:-2]
         if w in EN_STOPWORDS:
             continue
         out.append(stem(w) if w[0].isalpha() else w)

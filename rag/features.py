@@ -81,6 +81,12 @@ def question_head(query: Query) -> tuple[str, ...]:
     return (head, head[-1], *zh_to_en(head)[:4])
 
 
+NUMERIC_HINT_RE = re.compile(
+    r"how (?:many|much|long|large|big|fast|often|tall|high|far|hot)|\b(?:number|rate|share|percent|"
+    r"proportion|speed|size|level|date|year|amount|accuracy|temperature|area|radius|capacity)\b|"
+    r"多少|几|多久|多大|多高|多长|比例|比重|率|第几|哪一天|哪一年|时间"
+)
+ASKS_TO_RE = re.compile(r"\bto what\b|\breach\b|\b(?:rise|rose|increase|fall|fell|drop|raise|cut)\w* to\b|达到|提高到|增至|降至|到多少")
 CLAUSE_RE = re.compile(r"[,，;；。!?！？:：]")
 ORG_WORDS = frozenset("group company co ltd corp province city county town district village park street mine plant bank university institute committee department bureau center centre laboratory".split())
 TO_CUES = re.compile(r"(?:\bto|\breached|\breach|\bat|\bof|达到|達到|至|到|为|為|增至|提高到|上升到|降至|降到|下降到|僅|仅)\s*$")
@@ -181,17 +187,27 @@ def candidate_features(
     if not target_fit and query.target and span.unit and measure_word_fits(span.unit, query.target):
         target_fit = 1.0
     if not target_fit and query.lang == "zh" and query.target and span.following:
-        if any(measure_word_fits(query.target, w) for w in re.findall(r"[A-Za-z]+", span.following)[:4]):
+        if any(measure_word_fits(query.target, w) for w in re.findall(r"[A-Za-z]+", span.following)[:6]):
             target_fit = 1.0
     compat = COMPAT.get(query.qtype, COMPAT["entity"]).get(span.ctype, 0.0)
     before = sent_text[max(0, rel[0] - 12) : rel[0]]
     clause = _clause(sent_text, rel)
     num = re.sub(r"[^\d.]", "", cand_text)
+    reach = scale * 4
+    right = sum(1 for ps, _ in outside if rel[1] <= ps <= rel[1] + reach)
+    left = sum(1 for _, pe in outside if rel[0] - reach <= pe <= rel[0])
+    numeric = float(span.ctype in NUMERIC_CTYPES)
+    hint = float(bool(NUMERIC_HINT_RE.search(query.norm)))
+    asks_to = float(bool(ASKS_TO_RE.search(query.norm)))
     n_chars = len(cand_text)
     window = sent_text[max(0, rel[0] - 40) : rel[1] + 40]
     return {
         "compat": compat,
-        "numeric": float(span.ctype in NUMERIC_CTYPES),
+        "numeric": numeric,
+        "numeric_hint": numeric * hint,
+        "numeric_nohint": numeric * (1 - hint),
+        "right_q": min(1.0, right / 2),
+        "left_q": min(1.0, left / 2),
         "name_type": float(span.ctype in NAME_CTYPES),
         "quote": float(span.ctype == "quote"),
         "sent_prob": sentence_prob,
@@ -215,6 +231,7 @@ def candidate_features(
         "pinyin_name": _pinyin_name(cand_text) if span.ctype in ("name", "name_part") else 0.0,
         "zh_person": float(span.ctype == "person"),
         "after_to": float(bool(TO_CUES.search(before))),
+        "to_match": float(bool(TO_CUES.search(before))) * asks_to,
         "after_from": float(bool(FROM_CUES.search(before))),
         "cross": float(bool(re.search(r"[\u4e00-\u9fff]", sent_text)) != (query.lang == "zh")),
     }
