@@ -69,7 +69,7 @@ def _fit_lr(rows: list[dict[str, float]], labels: list[int], c: float = 1.0) -> 
     )
 
 
-def _fit_pairwise(groups: list[tuple[list[dict[str, float]], list[int]]], c: float = 0.5,
+def _fit_pairwise(groups: list[tuple[list[dict[str, float]], list[int]]], c: float = 0.05,
                   max_neg: int = 40, seed: int = 7) -> LinearModel:
     """A ranking model: logistic regression on feature differences of (right, wrong) pairs."""
     try:
