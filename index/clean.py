@@ -119,9 +119,15 @@ def mark_mojibake(chars: Chars) -> Chars:
     return out
 
 
+KEEP_WIDE = frozenset("？")  # a genuine Chinese question mark must not look like a mojibake '?'
+
+
 def _nfkc(chars: Chars) -> Chars:
     out: Chars = []
     for ch, dmg in chars:
+        if ch in KEEP_WIDE:
+            out.append((ch, dmg))
+            continue
         out.extend((c, dmg) for c in unicodedata.normalize("NFKC", ch))
     return out
 

@@ -195,9 +195,9 @@ class Pipeline:
         t0 = time.perf_counter()
         query = analyze(text)
         t1 = time.perf_counter()
-        qvec = self.embedder.embed([query.text], is_query=True)[0]
-        t2 = time.perf_counter()
-        with self._lock:  # FAISS and bm25s objects are shared
+        with self._lock:  # the embedding engine, FAISS and bm25s objects are shared
+            qvec = self.embedder.embed([query.text], is_query=True)[0]
+            t2 = time.perf_counter()
             hits = self.retriever.search(query, qvec, k or self.retrieve_k)
             t3 = time.perf_counter()
             sentences = self._sentences(query, qvec, hits)
@@ -251,6 +251,6 @@ class Pipeline:
         if not text:
             raise QuestionError("query is empty")
         query = analyze(text[: self.max_question_chars])
-        qvec = self.embedder.embed([query.text], is_query=True)[0]
         with self._lock:
+            qvec = self.embedder.embed([query.text], is_query=True)[0]
             return self.retriever.search(query, qvec, top_k)[:top_k]

@@ -1,0 +1,246 @@
+"""The FastAPI application: routes, auth, error mapping, request logs and metrics."""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.schemas import (
+    AskRequest,
+    AskResponse,
+    DocumentIn,
+    DocumentList,
+    DocumentOut,
+    DocumentSummary,
+    DocumentWritten,
+    ErrorBody,
+    PassageOut,
+    SearchResponse,
+)
+from api.service import Service, check_doc_id
+from index.errors import DocumentNotFoundError, RagError
+from rag.config import Settings, get_settings
+
+log = logging.getLogger("api")
+access_log = logging.getLogger("api.access")
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 404: {"model": ErrorBody},
+    413: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody},
+}
+
+
+def _error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status, headers=headers)
+
+
+class Metrics:
+    """Prometheus metrics of one app (own registry, so tests can build many apps)."""
+
+    def __init__(self) -> None:
+        """Create the collectors."""
+        self.registry = CollectorRegistry()
+        self.requests = Counter("rag_requests_total", "HTTP requests", ["route", "method", "status"], registry=self.registry)
+        self.latency = Histogram("rag_request_seconds", "Request latency", ["route"], registry=self.registry,
+                                 buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.answers = Counter("rag_answers_total", "Answers by outcome", ["outcome"], registry=self.registry)
+        self.documents = Gauge("rag_index_documents", "Documents in the index", registry=self.registry)
+        self.passages = Gauge("rag_index_passages", "Passages in the index", registry=self.registry)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app (uvicorn calls this as a factory)."""
+    settings = settings or get_settings()
+    service = Service(settings)
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import anyio
+
+        await anyio.to_thread.run_sync(service.start)
+        log.info("ready: %d documents, %d passages", len(service.current().store.documents),
+                 len(service.current().store.passages))
+        yield
+        log.info("shutting down")
+
+    app = FastAPI(
+        title="rag-news-qa",
+        version="0.1.0",
+        description="Offline, multilingual, citation-first question answering over a news corpus.",
+        lifespan=lifespan,
+    )
+    app.state.service = service
+    app.state.metrics = metrics
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=[o.strip() for o in settings.cors_origins.split(",") if o.strip()],
+            allow_methods=["*"],
+            allow_headers=["*"],
+        )
+
+    @app.middleware("http")
+    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        rid = request.headers.get("x-request-id", "")
+        if not (0 < len(rid) <= 128 and rid.replace("-", "").isalnum()):
+            rid = uuid.uuid4().hex
+        t0 = time.perf_counter()
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.max_body_bytes:
+            response: Response = _error(413, "payload_too_large", f"request body is larger than {settings.max_body_bytes} bytes")
+        else:
+            response = await call_next(request)
+        route = request.scope.get("route")
+        path = getattr(route, "path", "unmatched")
+        dt = time.perf_counter() - t0
+        metrics.requests.labels(path, request.method, str(response.status_code)).inc()
+        metrics.latency.labels(path).observe(dt)
+        response.headers["X-Request-ID"] = rid
+        access_log.info(json.dumps({"request_id": rid, "method": request.method, "route": path,
+                                    "status": response.status_code, "latency_ms": round(dt * 1000, 2)}))
+        return response
+
+    @app.exception_handler(RagError)
+    async def rag_error(_: Request, exc: RagError) -> JSONResponse:
+        return _error(exc.status_code, exc.kind, str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid request", "type": ""}
+        if first.get("type") == "json_invalid":
+            return _error(400, "malformed_json", "request body is not valid JSON")
+        field = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        return _error(422, "validation_error", f"{field}: {first.get('msg', 'invalid value')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kinds = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+        return _error(exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail),
+                      headers=getattr(exc, "headers", None))
+
+    keys = settings.key_list()
+
+    def require_key(request: Request) -> None:
+        if not keys:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        ok = scheme.lower() == "bearer" and any(hmac.compare_digest(token.encode(), k.encode()) for k in keys)
+        if not ok:
+            raise StarletteHTTPException(401, "missing or invalid API key: send 'Authorization: Bearer <key>'",
+                                         headers={"WWW-Authenticate": "Bearer"})
+
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=ERRORS)
+
+    @v1.post("/ask", response_model=AskResponse, tags=["questions"])
+    def ask(body: AskRequest) -> dict[str, Any]:
+        """Answer a question with citations, or null when the corpus does not hold the answer."""
+        if len(body.question) > settings.max_question_chars:
+            raise _TooLong(settings.max_question_chars)
+        answer = service.current().ask(body.question, top_k=body.top_k, include_passages=body.include_passages)
+        metrics.answers.labels("abstained" if answer.text is None else "answered").inc()
+        return answer.to_dict(include_passages=body.include_passages)
+
+    @v1.get("/search", response_model=SearchResponse, tags=["questions"])
+    def search(
+        q: Annotated[str, Query(min_length=1, max_length=2000, description="The query.")],
+        top_k: Annotated[int, Query(ge=1, le=50)] = 10,
+    ) -> SearchResponse:
+        """Retrieve passages (hybrid dense + BM25) without extracting an answer."""
+        hits = service.current().search(q, top_k=top_k)
+        return SearchResponse(query=q, hits=[
+            PassageOut(passage_id=h.passage.passage_id, doc_id=h.passage.doc_id, text=h.passage.text,
+                       start=h.passage.start, end=h.passage.end, score=round(h.score, 6)) for h in hits
+        ])
+
+    @v1.get("/documents", response_model=DocumentList, tags=["documents"])
+    def list_documents(
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    ) -> DocumentList:
+        """List the indexed documents, paginated."""
+        store = service.current().store
+        ids = sorted(store.documents)
+        counts: dict[str, int] = {}
+        for p in store.passages:
+            counts[p.doc_id] = counts.get(p.doc_id, 0) + 1
+        items = [DocumentSummary(doc_id=d, title=store.documents[d].title, passages=counts.get(d, 0),
+                                 updated_at=store.updated_at.get(d, 0.0)) for d in ids[offset : offset + limit]]
+        return DocumentList(items=items, total=len(ids), offset=offset, limit=limit)
+
+    @v1.get("/documents/{doc_id}", response_model=DocumentOut, tags=["documents"])
+    def get_document(doc_id: str) -> DocumentOut:
+        """A document's canonical text (every offset refers to it) and metadata."""
+        check_doc_id(doc_id)
+        store = service.current().store
+        doc = store.documents.get(doc_id)
+        if doc is None:
+            raise DocumentNotFoundError(f"no document {doc_id!r}")
+        return DocumentOut(doc_id=doc.doc_id, title=doc.title, date=doc.date, lang=doc.lang, text=doc.text,
+                           passages=sum(1 for p in store.passages if p.doc_id == doc_id),
+                           updated_at=store.updated_at.get(doc_id, 0.0))
+
+    @v1.put("/documents/{doc_id}", response_model=DocumentWritten, tags=["documents"])
+    def put_document(doc_id: str, body: DocumentIn, response: Response) -> DocumentWritten:
+        """Create (201) or replace (200) a document; it is on disk and indexed before the reply."""
+        status, passages = service.put_document(doc_id, body.text, body.title, body.date)
+        response.status_code = 201 if status == "created" else 200
+        _update_gauges()
+        return DocumentWritten(doc_id=doc_id, status=status, passages=passages)
+
+    @v1.delete("/documents/{doc_id}", status_code=204, tags=["documents"])
+    def delete_document(doc_id: str) -> Response:
+        """Remove a document from the corpus and the index."""
+        service.delete_document(doc_id)
+        _update_gauges()
+        return Response(status_code=204)
+
+    app.include_router(v1)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> dict[str, str]:
+        """Liveness: the process is up."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"model": ErrorBody}})
+    def readyz() -> Response:
+        """Readiness: 200 once the index is loaded, 503 before."""
+        if not service.ready:
+            return _error(503, "not_ready", "the index is still loading")
+        store = service.current().store
+        return JSONResponse({"status": "ready", "documents": len(store.documents), "passages": len(store.passages)})
+
+    @app.get("/metrics", tags=["health"])
+    def prometheus() -> Response:
+        """Prometheus metrics."""
+        _update_gauges()
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    def _update_gauges() -> None:
+        if service.ready:
+            store = service.current().store
+            metrics.documents.set(len(store.documents))
+            metrics.passages.set(len(store.passages))
+
+    return app
+
+
+class _TooLong(RagError):
+    status_code = 422
+    kind = "validation_error"
+
+    def __init__(self, limit: int):
+        super().__init__(f"question: must be at most {limit} characters")

@@ -1,0 +1,129 @@
+"""The application state behind the routes: the live pipeline and document writes.
+
+Questions use whatever pipeline is current when they start; a write builds a new index
+generation and swaps the reference, so questions in flight are never broken.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from pathlib import Path
+
+from index.errors import DocumentError, DocumentNotFoundError
+from index.store import read_manifest
+from rag.config import Settings
+from rag.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+DOC_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+
+
+def check_doc_id(doc_id: str) -> str:
+    """A valid doc id, or a DocumentError naming the rule."""
+    if not DOC_ID_RE.match(doc_id) or ".." in doc_id or doc_id.startswith("."):
+        raise DocumentError(
+            "invalid doc_id: use 1-128 characters from A-Z a-z 0-9 . _ -, not starting with '.' and without '..'"
+        )
+    return doc_id
+
+
+class Service:
+    """Owns the current pipeline; serialises writers."""
+
+    def __init__(self, settings: Settings):
+        """Remember the settings; nothing is loaded until :meth:`start`."""
+        self.settings = settings
+        self.pipeline: Pipeline | None = None
+        self._write_lock = threading.Lock()
+
+    def start(self) -> None:
+        """Build the index if there is none, then load it."""
+        from rag.cli import load_pipeline, run_index
+
+        if read_manifest(self.settings.index_dir) is None:
+            log.info("no index in %s: building it from %s", self.settings.index_dir, self.settings.seeds_dir)
+            report = run_index(self.settings, show_progress=False)
+            log.info("built index: %d documents, %d passages in %.1fs", report.documents, report.passages, report.seconds)
+        pipeline = load_pipeline(self.settings)
+        pipeline.max_question_chars = self.settings.max_question_chars
+        pipeline.warm_up()
+        self.pipeline = pipeline
+
+    @property
+    def ready(self) -> bool:
+        """Whether questions can be answered."""
+        return self.pipeline is not None
+
+    def current(self) -> Pipeline:
+        """The live pipeline (raises 503 via IndexMissingError when not loaded)."""
+        from index.errors import IndexMissingError
+
+        if self.pipeline is None:
+            raise IndexMissingError("the index is still loading; retry shortly")
+        return self.pipeline
+
+    def _path(self, doc_id: str) -> Path | None:
+        for suffix in (".txt", ".md"):
+            p = self.settings.seeds_dir / f"{doc_id}{suffix}"
+            if p.exists():
+                return p
+        return None
+
+    def _reload(self) -> int:
+        from rag.cli import load_pipeline, run_index
+
+        run_index(self.settings, show_progress=False)
+        pipeline = load_pipeline(self.settings)
+        pipeline.max_question_chars = self.settings.max_question_chars
+        self.pipeline = pipeline
+        return len(pipeline.store.passages)
+
+    def put_document(self, doc_id: str, text: str, title: str | None, date: str | None) -> tuple[str, int]:
+        """Create or replace a document, durably, and index it; returns (status, passages)."""
+        check_doc_id(doc_id)
+        if len(text.encode("utf-8")) > self.settings.max_document_bytes:
+            raise DocumentError(f"document is larger than {self.settings.max_document_bytes} bytes")
+        body = text
+        if title and not text.lstrip().startswith(title.strip()):
+            body = f"{title.strip()}\n\n{body}"
+        if date:
+            body = f"date {date}\n{body}"
+        with self._write_lock:
+            old = self._path(doc_id)
+            if old is not None and old.read_text(encoding="utf-8", errors="replace") == body:
+                pipeline = self.current()
+                return "unchanged", sum(1 for p in pipeline.store.passages if p.doc_id == doc_id)
+            self.settings.seeds_dir.mkdir(parents=True, exist_ok=True)
+            target = old or self.settings.seeds_dir / f"{doc_id}.txt"
+            tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(body)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+            _fsync_dir(target.parent)
+            self._reload()
+            pipeline = self.current()
+            return ("updated" if old else "created"), sum(1 for p in pipeline.store.passages if p.doc_id == doc_id)
+
+    def delete_document(self, doc_id: str) -> None:
+        """Remove a document from the corpus and the index."""
+        check_doc_id(doc_id)
+        with self._write_lock:
+            path = self._path(doc_id)
+            if path is None:
+                raise DocumentNotFoundError(f"no document {doc_id!r}")
+            path.unlink()
+            _fsync_dir(path.parent)
+            self._reload()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
