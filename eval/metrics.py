@@ -64,7 +64,8 @@ def token_f1(answer: str | None, aliases: Sequence[str]) -> float:
         return 0.0
 
     def toks(s: str) -> list[str]:
-        return re.findall(r"[\u4e00-\u9fff]|[a-z0-9.%]+", normalize_answer(s))
+        folded = QUOTES_RE.sub("", to_simplified(unicodedata.normalize("NFKC", s)).lower())
+        return re.findall(r"[\u4e00-\u9fff]|[a-z0-9.%]+", folded)
 
     best = 0.0
     got = toks(answer)

@@ -145,7 +145,11 @@ def split_document(
     while i < len(sentences):
         j = i
         total = 0
-        while j < len(sentences) and (j == i or total + sizes[j] <= max_tokens):
+        while j < len(sentences) and (
+            j == i
+            or (total + sizes[j] <= max_tokens
+                and count(doc.text[sentences[i][0] : sentences[j][1]]) <= max_tokens)
+        ):
             total += sizes[j]
             j += 1
         start, end = sentences[i][0], sentences[j - 1][1]

