@@ -1,0 +1,60 @@
+"""The read path over a small index built with the deterministic fake embedder."""
+
+import pytest
+
+from rag.pipeline import QuestionError
+from rag.types import Answer
+
+QUESTIONS = [
+    "How many intelligent coal mines had Shanxi built by the end of 2024?",
+    "Who is the chairman of Huawei Coal Mine Corps?",
+    "How much did the province invest in green mining?",
+    "定襄縣有多少家法蘭鍛造企業?",
+    "2023年湖北有多少家科技型中小企业?",
+    "How many bones are there in an adult human body?",
+]
+
+
+@pytest.mark.parametrize("question", QUESTIONS)
+def test_answers_are_faithful_spans_with_citations(fake_pipeline, question):
+    ans = fake_pipeline.ask(question, top_k=3, include_passages=True)
+    assert isinstance(ans, Answer)
+    assert 0.0 <= ans.confidence <= 1.0
+    assert len(ans.passages) <= 3
+    if ans.text is None:
+        assert ans.citations == ()
+        return
+    assert len(ans.text) <= 60
+    first = ans.citations[0]
+    doc = fake_pipeline.store.documents[first.doc_id]
+    assert doc.text[first.start : first.end] == ans.text
+    assert ans.text in first.snippet and len(first.snippet) <= 300
+    for c in ans.citations:
+        assert fake_pipeline.store.documents[c.doc_id].text[c.start : c.end]
+
+
+def test_every_candidate_offset_is_exact(fake_pipeline):
+    for q in QUESTIONS:
+        tr = fake_pipeline.trace(q)
+        for c in tr.candidates:
+            doc = fake_pipeline.store.documents[c.doc_id]
+            assert doc.text[c.start : c.end] == c.text
+            assert not doc.touches_damage(c.start, c.end)
+
+
+def test_language_balanced_pools_keep_both_languages(fake_pipeline):
+    tr = fake_pipeline.trace("How many intelligent coal mines does Shanxi have?")
+    langs = {h.passage.lang != "en" for h in tr.hits}
+    assert langs == {True, False}
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "x" * 2001])
+def test_bad_questions_raise_a_clear_error(fake_pipeline, bad):
+    with pytest.raises(QuestionError):
+        fake_pipeline.ask(bad)
+
+
+def test_to_dict_shape(fake_pipeline):
+    body = fake_pipeline.ask(QUESTIONS[0], include_passages=True).to_dict(include_passages=True)
+    assert set(body) == {"answer", "confidence", "question_type", "citations", "took_ms", "passages"}
+    assert body["question_type"] == "count"
