@@ -15,7 +15,14 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.schemas import (
@@ -37,13 +44,21 @@ from rag.config import Settings, get_settings
 log = logging.getLogger("api")
 access_log = logging.getLogger("api.access")
 ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody}, 401: {"model": ErrorBody}, 404: {"model": ErrorBody},
-    413: {"model": ErrorBody}, 422: {"model": ErrorBody}, 503: {"model": ErrorBody},
+    400: {"model": ErrorBody},
+    401: {"model": ErrorBody},
+    404: {"model": ErrorBody},
+    413: {"model": ErrorBody},
+    422: {"model": ErrorBody},
+    503: {"model": ErrorBody},
 }
 
 
-def _error(status: int, kind: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"type": kind, "message": message}}, status_code=status, headers=headers)
+def _error(
+    status: int, kind: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"type": kind, "message": message}}, status_code=status, headers=headers
+    )
 
 
 class Metrics:
@@ -52,11 +67,25 @@ class Metrics:
     def __init__(self) -> None:
         """Create the collectors."""
         self.registry = CollectorRegistry()
-        self.requests = Counter("rag_requests_total", "HTTP requests", ["route", "method", "status"], registry=self.registry)
-        self.latency = Histogram("rag_request_seconds", "Request latency", ["route"], registry=self.registry,
-                                 buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
-        self.answers = Counter("rag_answers_total", "Answers by outcome", ["outcome"], registry=self.registry)
-        self.documents = Gauge("rag_index_documents", "Documents in the index", registry=self.registry)
+        self.requests = Counter(
+            "rag_requests_total",
+            "HTTP requests",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "rag_request_seconds",
+            "Request latency",
+            ["route"],
+            registry=self.registry,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.answers = Counter(
+            "rag_answers_total", "Answers by outcome", ["outcome"], registry=self.registry
+        )
+        self.documents = Gauge(
+            "rag_index_documents", "Documents in the index", registry=self.registry
+        )
         self.passages = Gauge("rag_index_passages", "Passages in the index", registry=self.registry)
 
 
@@ -71,8 +100,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         import anyio
 
         await anyio.to_thread.run_sync(service.start)
-        log.info("ready: %d documents, %d passages", len(service.current().store.documents),
-                 len(service.current().store.passages))
+        log.info(
+            "ready: %d documents, %d passages",
+            len(service.current().store.documents),
+            len(service.current().store.passages),
+        )
         yield
         log.info("shutting down")
 
@@ -93,14 +125,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     @app.middleware("http")
-    async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def observe(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         rid = request.headers.get("x-request-id", "")
         if not (0 < len(rid) <= 128 and rid.replace("-", "").isalnum()):
             rid = uuid.uuid4().hex
         t0 = time.perf_counter()
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > settings.max_body_bytes:
-            response: Response = _error(413, "payload_too_large", f"request body is larger than {settings.max_body_bytes} bytes")
+            response: Response = _error(
+                413,
+                "payload_too_large",
+                f"request body is larger than {settings.max_body_bytes} bytes",
+            )
         else:
             response = await call_next(request)
         route = request.scope.get("route")
@@ -109,8 +147,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         metrics.requests.labels(path, request.method, str(response.status_code)).inc()
         metrics.latency.labels(path).observe(dt)
         response.headers["X-Request-ID"] = rid
-        access_log.info(json.dumps({"request_id": rid, "method": request.method, "route": path,
-                                    "status": response.status_code, "latency_ms": round(dt * 1000, 2)}))
+        access_log.info(
+            json.dumps(
+                {
+                    "request_id": rid,
+                    "method": request.method,
+                    "route": path,
+                    "status": response.status_code,
+                    "latency_ms": round(dt * 1000, 2),
+                }
+            )
+        )
         return response
 
     @app.exception_handler(RagError)
@@ -119,7 +166,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid request", "type": ""}
+        first = (
+            exc.errors()[0]
+            if exc.errors()
+            else {"loc": ("body",), "msg": "invalid request", "type": ""}
+        )
         if first.get("type") == "json_invalid":
             return _error(400, "malformed_json", "request body is not valid JSON")
         field = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
@@ -128,8 +179,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         kinds = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
-        return _error(exc.status_code, kinds.get(exc.status_code, "http_error"), str(exc.detail),
-                      headers=getattr(exc, "headers", None))
+        return _error(
+            exc.status_code,
+            kinds.get(exc.status_code, "http_error"),
+            str(exc.detail),
+            headers=getattr(exc, "headers", None),
+        )
 
     keys = settings.key_list()
 
@@ -138,10 +193,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return
         header = request.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
-        ok = scheme.lower() == "bearer" and any(hmac.compare_digest(token.encode(), k.encode()) for k in keys)
+        ok = scheme.lower() == "bearer" and any(
+            hmac.compare_digest(token.encode(), k.encode()) for k in keys
+        )
         if not ok:
-            raise StarletteHTTPException(401, "missing or invalid API key: send 'Authorization: Bearer <key>'",
-                                         headers={"WWW-Authenticate": "Bearer"})
+            raise StarletteHTTPException(
+                401,
+                "missing or invalid API key: send 'Authorization: Bearer <key>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=ERRORS)
 
@@ -150,7 +210,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """Answer a question with citations, or null when the corpus does not hold the answer."""
         if len(body.question) > settings.max_question_chars:
             raise _TooLong(settings.max_question_chars)
-        answer = service.current().ask(body.question, top_k=body.top_k, include_passages=body.include_passages)
+        answer = service.current().ask(
+            body.question, top_k=body.top_k, include_passages=body.include_passages
+        )
         metrics.answers.labels("abstained" if answer.text is None else "answered").inc()
         return answer.to_dict(include_passages=body.include_passages)
 
@@ -161,10 +223,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ) -> SearchResponse:
         """Retrieve passages (hybrid dense + BM25) without extracting an answer."""
         hits = service.current().search(q, top_k=top_k)
-        return SearchResponse(query=q, hits=[
-            PassageOut(passage_id=h.passage.passage_id, doc_id=h.passage.doc_id, text=h.passage.text,
-                       start=h.passage.start, end=h.passage.end, score=round(h.score, 6)) for h in hits
-        ])
+        return SearchResponse(
+            query=q,
+            hits=[
+                PassageOut(
+                    passage_id=h.passage.passage_id,
+                    doc_id=h.passage.doc_id,
+                    text=h.passage.text,
+                    start=h.passage.start,
+                    end=h.passage.end,
+                    score=round(h.score, 6),
+                )
+                for h in hits
+            ],
+        )
 
     @v1.get("/documents", response_model=DocumentList, tags=["documents"])
     def list_documents(
@@ -177,8 +249,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         counts: dict[str, int] = {}
         for p in store.passages:
             counts[p.doc_id] = counts.get(p.doc_id, 0) + 1
-        items = [DocumentSummary(doc_id=d, title=store.documents[d].title, passages=counts.get(d, 0),
-                                 updated_at=store.updated_at.get(d, 0.0)) for d in ids[offset : offset + limit]]
+        items = [
+            DocumentSummary(
+                doc_id=d,
+                title=store.documents[d].title,
+                passages=counts.get(d, 0),
+                updated_at=store.updated_at.get(d, 0.0),
+            )
+            for d in ids[offset : offset + limit]
+        ]
         return DocumentList(items=items, total=len(ids), offset=offset, limit=limit)
 
     @v1.get("/documents/{doc_id}", response_model=DocumentOut, tags=["documents"])
@@ -189,9 +268,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         doc = store.documents.get(doc_id)
         if doc is None:
             raise DocumentNotFoundError(f"no document {doc_id!r}")
-        return DocumentOut(doc_id=doc.doc_id, title=doc.title, date=doc.date, lang=doc.lang, text=doc.text,
-                           passages=sum(1 for p in store.passages if p.doc_id == doc_id),
-                           updated_at=store.updated_at.get(doc_id, 0.0))
+        return DocumentOut(
+            doc_id=doc.doc_id,
+            title=doc.title,
+            date=doc.date,
+            lang=doc.lang,
+            text=doc.text,
+            passages=sum(1 for p in store.passages if p.doc_id == doc_id),
+            updated_at=store.updated_at.get(doc_id, 0.0),
+        )
 
     @v1.put("/documents/{doc_id}", response_model=DocumentWritten, tags=["documents"])
     def put_document(doc_id: str, body: DocumentIn, response: Response) -> DocumentWritten:
@@ -221,7 +306,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if not service.ready:
             return _error(503, "not_ready", "the index is still loading")
         store = service.current().store
-        return JSONResponse({"status": "ready", "documents": len(store.documents), "passages": len(store.passages)})
+        return JSONResponse(
+            {"status": "ready", "documents": len(store.documents), "passages": len(store.passages)}
+        )
 
     @app.get("/metrics", tags=["health"])
     def prometheus() -> Response:

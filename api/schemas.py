@@ -8,7 +8,9 @@ from pydantic import BaseModel, Field, field_validator
 class AskRequest(BaseModel):
     """A question."""
 
-    question: str = Field(description="The question, English or Chinese (1..2000 characters after trimming).")
+    question: str = Field(
+        description="The question, English or Chinese (1..2000 characters after trimming)."
+    )
     top_k: int = Field(5, ge=1, le=50, description="Citations to return.")
     include_passages: bool = Field(False, description="Also return the retrieved passages.")
 
@@ -69,7 +71,9 @@ class DocumentIn(BaseModel):
 
     text: str = Field(min_length=1, description="The article text.")
     title: str | None = Field(None, max_length=500)
-    date: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="ISO date, YYYY-MM-DD.")
+    date: str | None = Field(
+        None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="ISO date, YYYY-MM-DD."
+    )
 
     @field_validator("text")
     @classmethod

@@ -44,9 +44,18 @@ class Service:
         from rag.cli import load_pipeline, run_index
 
         if read_manifest(self.settings.index_dir) is None:
-            log.info("no index in %s: building it from %s", self.settings.index_dir, self.settings.seeds_dir)
+            log.info(
+                "no index in %s: building it from %s",
+                self.settings.index_dir,
+                self.settings.seeds_dir,
+            )
             report = run_index(self.settings, show_progress=False)
-            log.info("built index: %d documents, %d passages in %.1fs", report.documents, report.passages, report.seconds)
+            log.info(
+                "built index: %d documents, %d passages in %.1fs",
+                report.documents,
+                report.passages,
+                report.seconds,
+            )
         pipeline = load_pipeline(self.settings)
         pipeline.max_question_chars = self.settings.max_question_chars
         pipeline.warm_up()
@@ -81,7 +90,9 @@ class Service:
         self.pipeline = pipeline
         return len(pipeline.store.passages)
 
-    def put_document(self, doc_id: str, text: str, title: str | None, date: str | None) -> tuple[str, int]:
+    def put_document(
+        self, doc_id: str, text: str, title: str | None, date: str | None
+    ) -> tuple[str, int]:
         """Create or replace a document, durably, and index it; returns (status, passages)."""
         check_doc_id(doc_id)
         if len(text.encode("utf-8")) > self.settings.max_document_bytes:
@@ -107,7 +118,9 @@ class Service:
             _fsync_dir(target.parent)
             self._reload()
             pipeline = self.current()
-            return ("updated" if old else "created"), sum(1 for p in pipeline.store.passages if p.doc_id == doc_id)
+            return ("updated" if old else "created"), sum(
+                1 for p in pipeline.store.passages if p.doc_id == doc_id
+            )
 
     def delete_document(self, doc_id: str) -> None:
         """Remove a document from the corpus and the index."""

@@ -69,15 +69,21 @@ def _fit_lr(rows: list[dict[str, float]], labels: list[int], c: float = 1.0) -> 
     )
 
 
-def _fit_pairwise(groups: list[tuple[list[dict[str, float]], list[int]]], c: float = 0.05,
-                  max_neg: int = 40, seed: int = 7) -> LinearModel:
+def _fit_pairwise(
+    groups: list[tuple[list[dict[str, float]], list[int]]],
+    c: float = 0.05,
+    max_neg: int = 40,
+    seed: int = 7,
+) -> LinearModel:
     """A ranking model: logistic regression on feature differences of (right, wrong) pairs."""
     try:
         from sklearn.linear_model import LogisticRegression
     except ImportError as exc:
         raise DependencyMissingError("fitting needs scikit-learn: pip install '.[fit]'") from exc
     names = sorted({k for rows, _ in groups for r in rows for k in r})
-    all_x = np.array([[r.get(n, 0.0) for n in names] for rows, _ in groups for r in rows], dtype=float)
+    all_x = np.array(
+        [[r.get(n, 0.0) for n in names] for rows, _ in groups for r in rows], dtype=float
+    )
     mean, scale = all_x.mean(axis=0), all_x.std(axis=0)
     scale[scale == 0] = 1.0
     rng = random.Random(seed)
@@ -121,8 +127,12 @@ def fit_all(pipeline: Pipeline, train: list[Example], traces: dict[str, Trace]) 
         if not ex.item.answerable:
             continue
         sents = traces[ex.item.id].sentences
-        groups.append(([s.features for s in sents],
-                       [_sentence_label(ex, s.doc_id, s.start, s.end, s.text) for s in sents]))
+        groups.append(
+            (
+                [s.features for s in sents],
+                [_sentence_label(ex, s.doc_id, s.start, s.end, s.text) for s in sents],
+            )
+        )
     sentence = _fit_pairwise(groups)
     weights = replace(pipeline.weights, sentence=sentence)
     pipeline.weights = weights
@@ -131,7 +141,10 @@ def fit_all(pipeline: Pipeline, train: list[Example], traces: dict[str, Trace]) 
         if not ex.item.answerable:
             continue
         tr = _retrace(pipeline, traces[ex.item.id])
-        labs = [int(c.doc_id == ex.item.doc and answer_matches(c.text, ex.item.answers)) for c in tr.candidates]
+        labs = [
+            int(c.doc_id == ex.item.doc and answer_matches(c.text, ex.item.answers))
+            for c in tr.candidates
+        ]
         cand_groups.append(([c.features for c in tr.candidates], labs))
     candidate = _fit_pairwise(cand_groups, max_neg=80)
     pipeline.weights = replace(weights, candidate=candidate)
@@ -141,7 +154,11 @@ def fit_all(pipeline: Pipeline, train: list[Example], traces: dict[str, Trace]) 
         if not tr.candidates:
             continue
         best = tr.candidates[0]
-        ok = ex.item.answerable and best.doc_id == ex.item.doc and answer_matches(best.text, ex.item.answers)
+        ok = (
+            ex.item.answerable
+            and best.doc_id == ex.item.doc
+            and answer_matches(best.text, ex.item.answers)
+        )
         ab_rows.append(tr.abstain)
         ab_labels.append(int(ok))
         is_none.append(not ex.item.answerable)
@@ -178,7 +195,14 @@ def _retrace(pipeline: Pipeline, tr: Trace) -> Trace:
     """Re-score a trace's sentences and candidates with the pipeline's current weights."""
     sentences = pipeline.rank_sentences(tr.sentences)
     candidates = pipeline._candidates(tr.query, sentences)
-    return Trace(tr.query, tr.hits, sentences, candidates, pipeline._abstain_features(tr.query, candidates), tr.timings)
+    return Trace(
+        tr.query,
+        tr.hits,
+        sentences,
+        candidates,
+        pipeline._abstain_features(tr.query, candidates),
+        tr.timings,
+    )
 
 
 def correct(pipeline: Pipeline, ex: Example, tr: Trace) -> bool:
@@ -186,17 +210,31 @@ def correct(pipeline: Pipeline, ex: Example, tr: Trace) -> bool:
     ans = pipeline.answer_from(_retrace(pipeline, tr))
     if not ex.item.answerable:
         return ans.text is None
-    return ans.text is not None and ans.citations[0].doc_id == ex.item.doc and answer_matches(ans.text, ex.item.answers)
+    return (
+        ans.text is not None
+        and ans.citations[0].doc_id == ex.item.doc
+        and answer_matches(ans.text, ex.item.answers)
+    )
 
 
-def cross_validate(pipeline: Pipeline, examples: list[Example], traces: dict[str, Trace], folds: int, seed: int = 13) -> dict[str, float]:
+def cross_validate(
+    pipeline: Pipeline,
+    examples: list[Example],
+    traces: dict[str, Trace],
+    folds: int,
+    seed: int = 13,
+) -> dict[str, float]:
     """k-fold accuracy per kind: each question scored by weights fitted without it."""
     order = list(range(len(examples)))
     random.Random(seed).shuffle(order)
     hits: dict[str, list[int]] = defaultdict(list)
     for f in range(folds):
         test = [examples[i] for i in order[f::folds]]
-        train = [examples[i] for i in order if i % folds != f] if False else [examples[i] for j, i in enumerate(order) if j % folds != f]
+        train = (
+            [examples[i] for i in order if i % folds != f]
+            if False
+            else [examples[i] for j, i in enumerate(order) if j % folds != f]
+        )
         fit_all(pipeline, train, traces)
         for ex in test:
             ok = correct(pipeline, ex, traces[ex.item.id])
@@ -218,9 +256,16 @@ def run_fit(settings, *, gold: Path | None, folds: int, out: Path | None) -> dic
         log.info("cv accuracy %-9s %.3f", kind, acc)
     weights = fit_all(pipeline, examples, traces)
     train_acc = float(np.mean([correct(pipeline, ex, traces[ex.item.id]) for ex in examples]))
-    meta = {"gold": str(gold or "eval/gold/dev.jsonl"), "folds": folds, "cv_accuracy": cv, "train_accuracy": train_acc,
-            "refit": "rag fit"}
-    weights = AnswerWeights(weights.sentence, weights.candidate, weights.abstain, weights.threshold, meta)
+    meta = {
+        "gold": str(gold or "eval/gold/dev.jsonl"),
+        "folds": folds,
+        "cv_accuracy": cv,
+        "train_accuracy": train_acc,
+        "refit": "rag fit",
+    }
+    weights = AnswerWeights(
+        weights.sentence, weights.candidate, weights.abstain, weights.threshold, meta
+    )
     weights.save(out or DEFAULT_WEIGHTS)
     log.info("train accuracy %.3f; weights written to %s", train_acc, out or DEFAULT_WEIGHTS)
     return cv

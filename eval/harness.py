@@ -66,7 +66,9 @@ def _evidence_in(text: str, item: GoldItem) -> bool:
     return bool(ev) and (ev in text or ev[:30] in text or ev[-30:] in text)
 
 
-def score_one(item: GoldItem, body: dict[str, Any], latency_ms: float, doc_texts: dict[str, str] | None) -> Outcome:
+def score_one(
+    item: GoldItem, body: dict[str, Any], latency_ms: float, doc_texts: dict[str, str] | None
+) -> Outcome:
     """Score one answer in the HTTP API's JSON form against a gold item."""
     answer = body.get("answer")
     cites = body.get("citations") or []
@@ -75,16 +77,32 @@ def score_one(item: GoldItem, body: dict[str, Any], latency_ms: float, doc_texts
     snippet = first.get("snippet", "")
     faithful = True
     if answer is not None and doc_texts is not None and cited_doc in doc_texts:
-        faithful = doc_texts[cited_doc][first["start"] : first["end"]] == answer and answer in snippet
-    correct = (answer is None) if not item.answerable else (
-        answer is not None and cited_doc == item.doc and answer_matches(answer, item.answers)
+        faithful = (
+            doc_texts[cited_doc][first["start"] : first["end"]] == answer and answer in snippet
+        )
+    correct = (
+        (answer is None)
+        if not item.answerable
+        else (answer is not None and cited_doc == item.doc and answer_matches(answer, item.answers))
     )
-    citation_ok = item.answerable and cited_doc == item.doc and any(alias_in(a, snippet) for a in item.answers)
+    citation_ok = (
+        item.answerable
+        and cited_doc == item.doc
+        and any(alias_in(a, snippet) for a in item.answers)
+    )
     passages = body.get("passages") or []
     return Outcome(
-        id=item.id, kind=item.kind, question=item.q, expected=item.answers, gold_doc=item.doc, answer=answer,
-        confidence=float(body.get("confidence", 0.0)), cited_doc=cited_doc, snippet=snippet,
-        faithful=faithful, correct=correct,
+        id=item.id,
+        kind=item.kind,
+        question=item.q,
+        expected=item.answers,
+        gold_doc=item.doc,
+        answer=answer,
+        confidence=float(body.get("confidence", 0.0)),
+        cited_doc=cited_doc,
+        snippet=snippet,
+        faithful=faithful,
+        correct=correct,
         exact=exact_match(answer, item.answers) if item.answerable else answer is None,
         f1=token_f1(answer, item.answers) if item.answerable else float(answer is None),
         citation_ok=citation_ok,
@@ -128,7 +146,9 @@ def summarize(outcomes: list[Outcome]) -> dict[str, float]:
         "mrr": _mean([reciprocal_rank(docs, gold) for docs, gold in ranked]),
         "evidence_recall@5": _mean([float(any(o.evidence_hit[:5])) for o in ans]),
         "evidence_recall@10": _mean([float(any(o.evidence_hit[:10])) for o in ans]),
-        "evidence_mrr": _mean([next((1 / (k + 1) for k, h in enumerate(o.evidence_hit) if h), 0.0) for o in ans]),
+        "evidence_mrr": _mean(
+            [next((1 / (k + 1) for k, h in enumerate(o.evidence_hit) if h), 0.0) for o in ans]
+        ),
         "p50_ms": round(percentile(lat, 50), 2),
         "p95_ms": round(percentile(lat, 95), 2),
     }
@@ -156,7 +176,9 @@ def run_inprocess(pipeline: Any, items: list[GoldItem], progress: Any = None) ->
     return out
 
 
-def run_http(url: str, items: list[GoldItem], api_key: str | None = None, progress: Any = None) -> list[Outcome]:
+def run_http(
+    url: str, items: list[GoldItem], api_key: str | None = None, progress: Any = None
+) -> list[Outcome]:
     """Ask every question of a running server's ``/v1/ask``."""
     import httpx
 
@@ -166,7 +188,9 @@ def run_http(url: str, items: list[GoldItem], api_key: str | None = None, progre
         for item in items:
             t0 = time.perf_counter()
             try:
-                r = client.post("/v1/ask", json={"question": item.q, "top_k": 10, "include_passages": True})
+                r = client.post(
+                    "/v1/ask", json={"question": item.q, "top_k": 10, "include_passages": True}
+                )
             except httpx.HTTPError as exc:
                 raise RagError(f"cannot reach {url}: {exc}") from exc
             ms = (time.perf_counter() - t0) * 1000
@@ -178,7 +202,9 @@ def run_http(url: str, items: list[GoldItem], api_key: str | None = None, progre
     return out
 
 
-def check_gate(overall: dict[str, float], by: dict[str, dict[str, float]], path: Path = THRESHOLDS) -> list[str]:
+def check_gate(
+    overall: dict[str, float], by: dict[str, dict[str, float]], path: Path = THRESHOLDS
+) -> list[str]:
     """Every pinned threshold the figures fall below (or a latency above its cap)."""
     pins = tomllib.loads(path.read_text())
     failures = []
@@ -194,12 +220,17 @@ def check_gate(overall: dict[str, float], by: dict[str, dict[str, float]], path:
     return failures
 
 
-def evaluate(settings: Any, *, gold: Path | None, url: str | None, baselines: bool, show_progress: bool) -> tuple[dict[str, Any], list[Outcome]]:
+def evaluate(
+    settings: Any, *, gold: Path | None, url: str | None, baselines: bool, show_progress: bool
+) -> tuple[dict[str, Any], list[Outcome]]:
     """Run the gold set and compute every figure (plus baselines when in-process)."""
     from rich.progress import Progress
 
     items = load_gold(gold)
-    result: dict[str, Any] = {"gold": str(gold or "eval/gold/dev.jsonl"), "mode": "http" if url else "in-process"}
+    result: dict[str, Any] = {
+        "gold": str(gold or "eval/gold/dev.jsonl"),
+        "mode": "http" if url else "in-process",
+    }
     with Progress(disable=not show_progress, transient=True) as bar:
         task = bar.add_task("asking", total=len(items) * (3 if baselines and not url else 1))
 
@@ -216,11 +247,22 @@ def evaluate(settings: Any, *, gold: Path | None, url: str | None, baselines: bo
             outcomes = run_inprocess(pipeline, items, tick)
             if baselines:
                 from rag.pipeline import Pipeline
+                from rag.retrieve import Mode
 
                 result["baselines"] = {}
-                for name, mode in (("bm25_only", "lexical"), ("dense_only", "dense")):
-                    base = Pipeline(pipeline.store, pipeline.embedder, pipeline.weights,
-                                    retrieve_k=settings.retrieve_k, rrf_k=settings.rrf_k, mode=mode)
+                modes: tuple[tuple[str, Mode], ...] = (
+                    ("bm25_only", "lexical"),
+                    ("dense_only", "dense"),
+                )
+                for name, mode in modes:
+                    base = Pipeline(
+                        pipeline.store,
+                        pipeline.embedder,
+                        pipeline.weights,
+                        retrieve_k=settings.retrieve_k,
+                        rrf_k=settings.rrf_k,
+                        mode=mode,
+                    )
                     result["baselines"][name] = summarize(run_inprocess(base, items, tick))
     result["overall"] = summarize(outcomes)
     result["by_kind"] = by_kind(outcomes)
@@ -229,12 +271,22 @@ def evaluate(settings: Any, *, gold: Path | None, url: str | None, baselines: bo
     return result, outcomes
 
 
-def run_cli(settings: Any, *, gold: Path | None, url: str | None, as_json: bool, report: Path | None,
-            gate: bool, baselines: bool) -> int:
+def run_cli(
+    settings: Any,
+    *,
+    gold: Path | None,
+    url: str | None,
+    as_json: bool,
+    report: Path | None,
+    gate: bool,
+    baselines: bool,
+) -> int:
     """Body of ``rag eval``; returns the exit code."""
     import sys
 
-    result, outcomes = evaluate(settings, gold=gold, url=url, baselines=baselines, show_progress=sys.stderr.isatty())
+    result, outcomes = evaluate(
+        settings, gold=gold, url=url, baselines=baselines, show_progress=sys.stderr.isatty()
+    )
     if report:
         from eval.report import write_report
 
@@ -255,7 +307,16 @@ def run_cli(settings: Any, *, gold: Path | None, url: str | None, as_json: bool,
 
 def format_summary(result: dict[str, Any]) -> str:
     """A plain-text table of the main figures."""
-    cols = ["accuracy", "answer_accuracy", "abstain_accuracy", "citation_accuracy", "recall@5", "mrr", "p50_ms", "p95_ms"]
+    cols = [
+        "accuracy",
+        "answer_accuracy",
+        "abstain_accuracy",
+        "citation_accuracy",
+        "recall@5",
+        "mrr",
+        "p50_ms",
+        "p95_ms",
+    ]
     lines = [f"{'scope':10s} " + " ".join(f"{c:>17s}" for c in cols)]
     rows = [("overall", result["overall"]), *result["by_kind"].items()]
     rows += [(f"base:{k}", v) for k, v in result.get("baselines", {}).items() if k != "full"]

@@ -31,9 +31,18 @@ def alias_in(alias: str, answer: str) -> bool:
         before = x[m.start() - 1] if m.start() else ""
         after = x[m.end()] if m.end() < len(x) else ""
         if _is_numeric(a):
-            if (before and (before.isdigit() or before in ".,")) or (after and (after.isdigit() or (after in ".," and m.end() + 1 < len(x) and x[m.end() + 1].isdigit()))):
+            if (before and (before.isdigit() or before in ".,")) or (
+                after
+                and (
+                    after.isdigit()
+                    or (after in ".," and m.end() + 1 < len(x) and x[m.end() + 1].isdigit())
+                )
+            ):
                 continue
-        elif a.isascii() and ((before and before.isalnum() and before.isascii()) or (after and after.isalnum() and after.isascii())):
+        elif a.isascii() and (
+            (before and before.isalnum() and before.isascii())
+            or (after and after.isalnum() and after.isascii())
+        ):
             continue
         return True
     return False
@@ -55,7 +64,9 @@ def answer_matches(answer: str | None, aliases: Sequence[str]) -> bool:
 
 def exact_match(answer: str | None, aliases: Sequence[str]) -> bool:
     """Normalised equality with some alias."""
-    return answer is not None and any(normalize_answer(answer) == normalize_answer(a) for a in aliases)
+    return answer is not None and any(
+        normalize_answer(answer) == normalize_answer(a) for a in aliases
+    )
 
 
 def token_f1(answer: str | None, aliases: Sequence[str]) -> float:

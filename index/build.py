@@ -118,9 +118,9 @@ def build_index(
     for line in warnings:
         log.warning(line)
     if extra_documents:
-        by_id = {d.doc_id: d for d in raw}
-        by_id.update({d.doc_id: d for d in extra_documents})
-        raw = [by_id[k] for k in sorted(by_id)]
+        raw_by_id = {d.doc_id: d for d in raw}
+        raw_by_id.update({d.doc_id: d for d in extra_documents})
+        raw = [raw_by_id[k] for k in sorted(raw_by_id)]
     params = {
         "embedder": embedder.name,
         "chunk_tokens": chunk_tokens,
@@ -134,9 +134,15 @@ def build_index(
         current = read_manifest(index_dir)
         if current and not rebuild and current.get("corpus_checksum") == checksum:
             return BuildReport(
-                current["documents"], current["passages"], current["sentences"], 0,
-                current["passages"] + current["sentences"], time.perf_counter() - t0, False,
-                tuple(warnings), str(index_dir / "current"),
+                current["documents"],
+                current["passages"],
+                current["sentences"],
+                0,
+                current["passages"] + current["sentences"],
+                time.perf_counter() - t0,
+                False,
+                tuple(warnings),
+                str(index_dir / "current"),
             )
         documents: list[Document] = []
         passages: list[Passage] = []
@@ -150,14 +156,18 @@ def build_index(
             passages.extend(doc_passages)
             spans = sorted({s for p in doc_passages for s in p.sentences})
             base = len(sentences)
-            sentences.extend(SentenceRow(base + k, doc.doc_id, s, e) for k, (s, e) in enumerate(spans))
+            sentences.extend(
+                SentenceRow(base + k, doc.doc_id, s, e) for k, (s, e) in enumerate(spans)
+            )
             if progress:
                 progress("cleaning and splitting", i + 1, len(raw))
         by_id = {d.doc_id: d for d in documents}
         sentence_texts = [by_id[s.doc_id].text[s.start : s.end] for s in sentences]
         cache = EmbeddingCache(index_dir / "cache.sqlite")
         try:
-            pvecs, p_new = _embed_cached(embedder, cache, [p.text for p in passages], "passage", progress)
+            pvecs, p_new = _embed_cached(
+                embedder, cache, [p.text for p in passages], "passage", progress
+            )
             svecs, s_new = _embed_cached(embedder, cache, sentence_texts, "sentence", progress)
         finally:
             cache.close()
@@ -194,6 +204,13 @@ def build_index(
         )
     new = p_new + s_new
     return BuildReport(
-        len(documents), len(passages), len(sentences), new, len(passages) + len(sentences) - new,
-        time.perf_counter() - t0, True, tuple(warnings), str(path),
+        len(documents),
+        len(passages),
+        len(sentences),
+        new,
+        len(passages) + len(sentences) - new,
+        time.perf_counter() - t0,
+        True,
+        tuple(warnings),
+        str(path),
     )

@@ -62,7 +62,9 @@ def strip_pinyin(chars: Chars) -> Chars:
         before = m.start() - 1
         body = m.group(1)
         toned = any(c in TONED for c in body)
-        if toned or (before >= 0 and is_cjk(text[before]) and _is_annotation_of(text[before], body)):
+        if toned or (
+            before >= 0 and is_cjk(text[before]) and _is_annotation_of(text[before], body)
+        ):
             drop.update(range(m.start(), m.end()))
     return [c for i, c in enumerate(chars) if i not in drop]
 

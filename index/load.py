@@ -29,7 +29,9 @@ def decode_bytes(data: bytes) -> str | None:
     return str(best)
 
 
-def load_documents(seeds_dir: Path, *, max_bytes: int = 5_000_000) -> tuple[list[RawDocument], list[str]]:
+def load_documents(
+    seeds_dir: Path, *, max_bytes: int = 5_000_000
+) -> tuple[list[RawDocument], list[str]]:
     """Every readable ``.txt``/``.md`` file under ``seeds_dir`` (doc_id = file stem).
 
     Returns:
@@ -39,7 +41,9 @@ def load_documents(seeds_dir: Path, *, max_bytes: int = 5_000_000) -> tuple[list
     warnings: list[str] = []
     if not seeds_dir.is_dir():
         return [], [f"seeds directory {seeds_dir} does not exist"]
-    for path in sorted(p for p in seeds_dir.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()):
+    for path in sorted(
+        p for p in seeds_dir.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()
+    ):
         doc_id = path.stem
         why = None
         if not DOC_ID_RE.match(doc_id) or ".." in doc_id:

@@ -147,8 +147,10 @@ def split_document(
         total = 0
         while j < len(sentences) and (
             j == i
-            or (total + sizes[j] <= max_tokens
-                and count(doc.text[sentences[i][0] : sentences[j][1]]) <= max_tokens)
+            or (
+                total + sizes[j] <= max_tokens
+                and count(doc.text[sentences[i][0] : sentences[j][1]]) <= max_tokens
+            )
         ):
             total += sizes[j]
             j += 1

@@ -78,7 +78,9 @@ class EmbeddingCache:
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for key, blob in self._db.execute(f"SELECT key, v FROM vec WHERE key IN ({marks})", chunk):
+            for key, blob in self._db.execute(
+                f"SELECT key, v FROM vec WHERE key IN ({marks})", chunk
+            ):
                 out[key] = np.frombuffer(blob, dtype=np.float32)
         return out
 
@@ -139,8 +141,16 @@ def write_generation(
     db.executemany(
         "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?)",
         [
-            (d.doc_id, d.title, d.date, d.lang, d.text, json.dumps(d.damaged), d.checksum,
-             manifest.get("updated_at", {}).get(d.doc_id, now))
+            (
+                d.doc_id,
+                d.title,
+                d.date,
+                d.lang,
+                d.text,
+                json.dumps(d.damaged),
+                d.checksum,
+                manifest.get("updated_at", {}).get(d.doc_id, now),
+            )
             for d in documents
         ],
     )
@@ -151,7 +161,10 @@ def write_generation(
             for i, p in enumerate(passages)
         ],
     )
-    db.executemany("INSERT INTO sentences VALUES (?,?,?,?)", [(s.row, s.doc_id, s.start, s.end) for s in sentences])
+    db.executemany(
+        "INSERT INTO sentences VALUES (?,?,?,?)",
+        [(s.row, s.doc_id, s.start, s.end) for s in sentences],
+    )
     db.commit()
     db.close()
     factory = manifest["faiss_factory"]
@@ -258,15 +271,33 @@ class IndexStore:
             "SELECT * FROM documents ORDER BY doc_id"
         ):
             documents[doc_id] = Document(
-                doc_id, text, title, date, lang, tuple(tuple(d) for d in json.loads(damaged)), checksum
+                doc_id,
+                text,
+                title,
+                date,
+                lang,
+                tuple(tuple(d) for d in json.loads(damaged)),
+                checksum,
             )
             updated[doc_id] = upd
         passages = [
-            Passage(pid, doc_id, s, e, documents[doc_id].text[s:e], lang,
-                    tuple(tuple(x) for x in json.loads(sents)), n_tok)  # type: ignore[misc]
-            for _, pid, doc_id, s, e, lang, sents, n_tok in db.execute("SELECT * FROM passages ORDER BY row")
+            Passage(
+                pid,
+                doc_id,
+                s,
+                e,
+                documents[doc_id].text[s:e],
+                lang,
+                tuple(tuple(x) for x in json.loads(sents)),
+                n_tok,
+            )  # type: ignore[misc]
+            for _, pid, doc_id, s, e, lang, sents, n_tok in db.execute(
+                "SELECT * FROM passages ORDER BY row"
+            )
         ]
-        sentences = [SentenceRow(*row) for row in db.execute("SELECT * FROM sentences ORDER BY row")]
+        sentences = [
+            SentenceRow(*row) for row in db.execute("SELECT * FROM sentences ORDER BY row")
+        ]
         db.close()
         n = int(manifest.get("passages", len(passages)))
         flags = faiss.IO_FLAG_MMAP if n > MMAP_ABOVE_VECTORS else 0
@@ -281,7 +312,9 @@ class IndexStore:
             documents=documents,
             passages=passages,
             sentences=sentences,
-            sentence_vectors=np.load(gen / "sentences.npy", mmap_mode="r" if n > MMAP_ABOVE_VECTORS else None),
+            sentence_vectors=np.load(
+                gen / "sentences.npy", mmap_mode="r" if n > MMAP_ABOVE_VECTORS else None
+            ),
             dense=dense,
             lexical_passages=LexicalIndex.load(gen / "lexical_passages"),
             lexical_sentences=LexicalIndex.load(gen / "lexical_sentences"),

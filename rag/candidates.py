@@ -27,12 +27,18 @@ EN_UNITS: list[tuple[str, str]] = [
     (r"%|percent|per cent", "percent"),
     (r"(?:yuan|RMB|dollars?|US dollars|euros?)", "money"),
     (r"times|fold", "multiple"),
-    (r"square kilometers|square kilometres|km2|km²|square meters|square metres|m2|mu|hectares?", "measure"),
+    (
+        r"square kilometers|square kilometres|km2|km²|square meters|square metres|m2|mu|hectares?",
+        "measure",
+    ),
     (r"kilowatt[- ]hours?|kWh|kilowatts?|kW|megawatts?|MW|gigawatts?|GW|watts?", "measure"),
     (r"degrees Celsius|degrees|°C|℃", "measure"),
     (r"m/s|meters per second|metres per second|km/h", "measure"),
     (r"tons?|tonnes?|kilograms?|kg|grams?", "measure"),
-    (r"kilometers?|kilometres?|km|meters?|metres?|centimeters?|cm|millimeters?|mm|nanometers?|nm|inches?|feet", "measure"),
+    (
+        r"kilometers?|kilometres?|km|meters?|metres?|centimeters?|cm|millimeters?|mm|nanometers?|nm|inches?|feet",
+        "measure",
+    ),
     (r"times per second|times a second", "measure"),
     (r"seconds?|minutes?|hours?|days?|weeks?|months?|years?", "duration"),
 ]
@@ -41,7 +47,10 @@ ZH_UNITS: list[tuple[str, str]] = [
     (r"%", "percent"),
     (r"萬元|万元|億元|亿元|元|美元", "money"),
     (r"倍(?:多|以上)?", "multiple"),
-    (r"平方公里|平方米|公里|千米|米|噸|吨|千克|公斤|度|千瓦時|千瓦时|千瓦|瓦|攝氏度|摄氏度|畝|亩", "measure"),
+    (
+        r"平方公里|平方米|公里|千米|米|噸|吨|千克|公斤|度|千瓦時|千瓦时|千瓦|瓦|攝氏度|摄氏度|畝|亩",
+        "measure",
+    ),
     (r"個自然日|个自然日|小時|小时|分鐘|分钟|秒|天|日|周|個月|个月|年", "duration"),
     (r"[個个家座項项種种戶户人位名所條条臺台輛辆次屆届批市縣县款件套臺條張张]", "count"),
 ]
@@ -60,20 +69,46 @@ ZH_NUM_RE = re.compile(
 DATE_RES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(?:19|20)\d\d-\d\d-\d\d\b"), "date"),
     (re.compile(rf"\b(?:{MONTHS})\.? \d{{1,2}}(?:st|nd|rd|th)?(?:, (?:19|20)\d\d)?\b"), "date"),
-    (re.compile(rf"\b(?:early |mid-|late |the end of )?(?:{MONTHS}) (?:of )?(?:19|20)\d\d\b"), "date"),
+    (
+        re.compile(rf"\b(?:early |mid-|late |the end of )?(?:{MONTHS}) (?:of )?(?:19|20)\d\d\b"),
+        "date",
+    ),
     (re.compile(rf"\b\d{{1,2}} (?:{MONTHS}) (?:19|20)\d\d\b"), "date"),
-    (re.compile(r"(?:19|20)\d\d年\d{1,2}月(?:\d{1,2}[日号號])?|\d{1,2}月\d{1,2}[日号號]|\d{1,2}月(?:上旬|中旬|下旬|底|初)"), "date"),
+    (
+        re.compile(
+            r"(?:19|20)\d\d年\d{1,2}月(?:\d{1,2}[日号號])?|\d{1,2}月\d{1,2}[日号號]|\d{1,2}月(?:上旬|中旬|下旬|底|初)"
+        ),
+        "date",
+    ),
     (re.compile(r"(?:19|20)\d\d年(?:底|初|末)"), "date"),
-    (re.compile(r"每(?:年|季度|個月|个月|月|周|週|天|日|小時|小时)(?:舉辦|举办)?(?:一次)?|\bevery (?:\d+ )?(?:year|quarter|month|week|day|hour|minute)s?\b|\b(?:quarterly|annually|monthly|weekly|daily)\b"), "frequency"),
-    (re.compile(r"\d+×\d+(?:小時|小时| hours)?|[一二三四五六七八九十兩两\d]+(?:周|週|天|日|個月|个月|年|小時|小时)[內内]"), "duration"),
+    (
+        re.compile(
+            r"每(?:年|季度|個月|个月|月|周|週|天|日|小時|小时)(?:舉辦|举办)?(?:一次)?|\bevery (?:\d+ )?(?:year|quarter|month|week|day|hour|minute)s?\b|\b(?:quarterly|annually|monthly|weekly|daily)\b"
+        ),
+        "frequency",
+    ),
+    (
+        re.compile(
+            r"\d+×\d+(?:小時|小时| hours)?|[一二三四五六七八九十兩两\d]+(?:周|週|天|日|個月|个月|年|小時|小时)[內内]"
+        ),
+        "duration",
+    ),
     (re.compile(r"\b\d{3,4}-\d{7,8}\b"), "phone"),
     (re.compile(r"第[一二三四五六七八九十\d]+(?:名|位|代|期|批|大|方陣|方阵)?"), "rank"),
     (re.compile(r"(?:全國|全国|全球|全省|世界)第[一二三四五六七八九十\d]+"), "rank"),
     (re.compile(r"(?<![第\d])[一二三四五六七八九十\d]期"), "rank"),
     (re.compile(r"[一二三四五六七八九十兩两\d]+[個个名位]人"), "count"),
-    (re.compile(r"\b(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth)(?:-generation| generation| place| phase)?\b|\bNo\. ?\d+\b|\b\d+(?:st|nd|rd|th)\b", re.I), "rank"),
+    (
+        re.compile(
+            r"\b(?:first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth)(?:-generation| generation| place| phase)?\b|\bNo\. ?\d+\b|\b\d+(?:st|nd|rd|th)\b",
+            re.I,
+        ),
+        "rank",
+    ),
 ]
-QUOTE_RE = re.compile(r"“([^”“\n]{1,24})”|《([^》\n]{1,30})》|\"([^\"\n]{1,40})\"|「([^」\n]{1,24})」|'([^'\n]{2,40})'")
+QUOTE_RE = re.compile(
+    r"“([^”“\n]{1,24})”|《([^》\n]{1,30})》|\"([^\"\n]{1,40})\"|「([^」\n]{1,24})」|'([^'\n]{2,40})'"
+)
 EN_TOKEN_RE = re.compile(r"[A-Z][A-Za-z0-9'\-]*\.?|&|of|and|for|the|de|\(|\)|[a-z][a-z\-]*|,")
 NOUNISH = frozenset("n nr ns nt nz nrt nrfg ng j eng vn an l".split())
 CONNECT = frozenset({"of", "and", "&", "for", "the", "de"})
@@ -100,7 +135,7 @@ def _unit_kind(match: re.Match[str], table: list[tuple[str, str]], prefix: str) 
 
 
 def _following_words(text: str, pos: int, n: int = 5) -> str:
-    m = re.match(r"(?:\s*[A-Za-z\-'“”\"]+){1,%d}" % n, text[pos:])
+    m = re.match(rf"(?:\s*[A-Za-z\-'“”\"]+){{1,{n}}}", text[pos:])
     return m.group(0).strip() if m else ""
 
 
@@ -123,14 +158,24 @@ def numeric_spans(text: str, base: int) -> list[Span]:
         ctype = kind or "count"
         out.append(Span(base + m.start(), base + end, ctype, unit, _following_words(text, end)))
         if unit or m.group("mag"):  # also the bare number ("268" for "268 mines")
-            out.append(Span(base + m.start(), base + m.start() + len(num), "number", unit, _following_words(text, end)))
+            out.append(
+                Span(
+                    base + m.start(),
+                    base + m.start() + len(num),
+                    "number",
+                    unit,
+                    _following_words(text, end),
+                )
+            )
     for m in ZH_NUM_RE.finditer(text):
         num = m.group("num")
         if re.fullmatch(f"[{ZH_DIGITS}]+", num) and not m.group("unit"):
             continue  # a bare Chinese numeral is almost always part of a word
         kind, unit = _unit_kind(m, ZH_UNITS, "z")
         if re.fullmatch(r"(?:19|20)\d\d", num) and unit in ("年", ""):
-            out.append(Span(base + m.start(), base + m.start() + len(num) + (1 if unit else 0), "year"))
+            out.append(
+                Span(base + m.start(), base + m.start() + len(num) + (1 if unit else 0), "year")
+            )
             continue
         if num.isascii() and not unit and not m.group("mag") and not m.group("mod"):
             around = text[m.start() - 1 : m.start()] + text[m.end() : m.end() + 1]
@@ -148,7 +193,7 @@ def numeric_spans(text: str, base: int) -> list[Span]:
 
 def pattern_spans(text: str, base: int) -> list[Span]:
     """Dates, frequencies, durations, phone numbers and ranks."""
-    out = []
+    out: list[Span] = []
     for rx, ctype in DATE_RES:
         out.extend(Span(base + m.start(), base + m.end(), ctype) for m in rx.finditer(text))
     return out
@@ -169,7 +214,11 @@ def english_name_spans(text: str, base: int) -> list[Span]:
     out: list[Span] = []
     i = 0
     while i < len(toks):
-        if not toks[i][2][:1].isupper() or (toks[i][2].lower() in EN_STOPWORDS and i + 1 < len(toks) and not toks[i + 1][2][:1].isupper()):
+        if not toks[i][2][:1].isupper() or (
+            toks[i][2].lower() in EN_STOPWORDS
+            and i + 1 < len(toks)
+            and not toks[i + 1][2][:1].isupper()
+        ):
             i += 1
             continue
         j = i
@@ -191,7 +240,13 @@ def english_name_spans(text: str, base: int) -> list[Span]:
             i += 1
             start = toks[i][0] if i <= j else end
         if words and end > start:
-            out.append(Span(base + start, base + end.__int__() - (1 if text[end - 1] == "." and not tail else 0), "name"))
+            out.append(
+                Span(
+                    base + start,
+                    base + end.__int__() - (1 if text[end - 1] == "." and not tail else 0),
+                    "name",
+                )
+            )
             for k in range(i + 1, j + 1):  # suffixes: "Jolywood Photovoltaic ..." without "Shanxi"
                 if toks[k][2][:1].isupper():
                     out.append(Span(base + toks[k][0], base + end, "name_part"))

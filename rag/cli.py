@@ -17,7 +17,9 @@ import typer
 from index.errors import RagError
 from rag.config import Settings, get_settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Offline multilingual Q&A with citations.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help="Offline multilingual Q&A with citations."
+)
 log = logging.getLogger("rag")
 
 
@@ -44,15 +46,27 @@ def _embedder(settings: Settings):  # type: ignore[no-untyped-def]
 
 def run_index(settings: Settings, *, rebuild: bool = False, show_progress: bool = True):  # type: ignore[no-untyped-def]
     """Build or update the index from the settings; returns the build report."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from index.build import build_index
 
     with Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        transient=True, disable=not show_progress, console=None,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+        disable=not show_progress,
+        console=None,
     ) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:
@@ -146,7 +160,12 @@ def serve_cmd(
     if read_manifest(settings.index_dir) is None:
         log.info("no index in %s: building it from %s", settings.index_dir, settings.seeds_dir)
         report = run_index(settings, show_progress=False)
-        log.info("indexed %d documents, %d passages in %.1fs", report.documents, report.passages, report.seconds)
+        log.info(
+            "indexed %d documents, %d passages in %.1fs",
+            report.documents,
+            report.passages,
+            report.seconds,
+        )
     uvicorn.run(
         "api.app:create_app",
         factory=True,
@@ -160,25 +179,41 @@ def serve_cmd(
 
 @app.command("eval")
 def eval_cmd(
-    gold: Annotated[Path | None, typer.Option(help="Gold JSONL (default: the bundled dev set).")] = None,
-    url: Annotated[str | None, typer.Option(help="Evaluate a running server at this base URL.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object with the figures.")] = False,
-    report: Annotated[Path | None, typer.Option(help="Write report.md and report.html here.")] = None,
-    gate: Annotated[bool, typer.Option(help="Exit non-zero when a pinned threshold is not met.")] = False,
-    baselines: Annotated[bool, typer.Option(help="Also score BM25-only and dense-only retrieval.")] = True,
+    gold: Annotated[
+        Path | None, typer.Option(help="Gold JSONL (default: the bundled dev set).")
+    ] = None,
+    url: Annotated[
+        str | None, typer.Option(help="Evaluate a running server at this base URL.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object with the figures.")
+    ] = False,
+    report: Annotated[
+        Path | None, typer.Option(help="Write report.md and report.html here.")
+    ] = None,
+    gate: Annotated[
+        bool, typer.Option(help="Exit non-zero when a pinned threshold is not met.")
+    ] = False,
+    baselines: Annotated[
+        bool, typer.Option(help="Also score BM25-only and dense-only retrieval.")
+    ] = True,
 ) -> None:
     """Score the service on gold Q&A pairs (in-process, or a server with --url)."""
     from eval.harness import run_cli
 
     settings = get_settings()
     _setup_logging(settings)
-    code = run_cli(settings, gold=gold, url=url, as_json=as_json, report=report, gate=gate, baselines=baselines)
+    code = run_cli(
+        settings, gold=gold, url=url, as_json=as_json, report=report, gate=gate, baselines=baselines
+    )
     raise typer.Exit(code)
 
 
 @app.command("fit")
 def fit_cmd(
-    gold: Annotated[Path | None, typer.Option(help="Gold JSONL (default: the bundled dev set).")] = None,
+    gold: Annotated[
+        Path | None, typer.Option(help="Gold JSONL (default: the bundled dev set).")
+    ] = None,
     folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 5,
     out: Annotated[Path | None, typer.Option(help="Where to write the weights JSON.")] = None,
 ) -> None:

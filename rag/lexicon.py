@@ -66,8 +66,18 @@ def lemmas(word: str) -> list[str]:
     """The word and plausible base forms (plural, past, gerund, comparative)."""
     w = word.lower()
     out = [w]
-    for suffix, repl in (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""),
-                         ("ing", "e"), ("ly", ""), ("er", ""), ("est", "")):
+    for suffix, repl in (
+        ("ies", "y"),
+        ("es", ""),
+        ("s", ""),
+        ("ed", ""),
+        ("ed", "e"),
+        ("ing", ""),
+        ("ing", "e"),
+        ("ly", ""),
+        ("er", ""),
+        ("est", ""),
+    ):
         if w.endswith(suffix) and len(w) - len(suffix) >= 3:
             out.append(w[: -len(suffix)] + repl)
     return out
@@ -90,13 +100,58 @@ def zh_to_en(word: str) -> tuple[str, ...]:
 
 # Chinese measure words and the English nouns they count (a general linguistic table).
 MEASURE_NOUNS: dict[str, tuple[str, ...]] = {
-    "家": ("enterprise", "company", "firm", "institution", "bank", "hospital", "store", "shop", "factory", "institute", "incubator", "business"),
-    "座": ("mine", "plant", "station", "bridge", "building", "tower", "mountain", "city", "dam", "port"),
+    "家": (
+        "enterprise",
+        "company",
+        "firm",
+        "institution",
+        "bank",
+        "hospital",
+        "store",
+        "shop",
+        "factory",
+        "institute",
+        "incubator",
+        "business",
+    ),
+    "座": (
+        "mine",
+        "plant",
+        "station",
+        "bridge",
+        "building",
+        "tower",
+        "mountain",
+        "city",
+        "dam",
+        "port",
+    ),
     "户": ("household", "family", "home"),
     "人": ("people", "person", "talent", "worker", "employee", "resident", "staff", "student"),
     "名": ("people", "person", "talent", "worker", "employee", "student", "expert"),
-    "项": ("project", "item", "technology", "achievement", "standard", "patent", "program", "measure"),
-    "个": ("project", "platform", "team", "city", "park", "cluster", "chain", "base", "center", "laboratory", "item"),
+    "项": (
+        "project",
+        "item",
+        "technology",
+        "achievement",
+        "standard",
+        "patent",
+        "program",
+        "measure",
+    ),
+    "个": (
+        "project",
+        "platform",
+        "team",
+        "city",
+        "park",
+        "cluster",
+        "chain",
+        "base",
+        "center",
+        "laboratory",
+        "item",
+    ),
     "种": ("kind", "type", "variety", "product", "species", "light"),
     "台": ("machine", "equipment", "set", "unit", "robot", "camera"),
     "辆": ("vehicle", "car", "truck", "bus"),
@@ -114,5 +169,17 @@ def measure_word_fits(measure: str, noun: str) -> bool:
     from index.textnorm import stem
 
     m = measure[-1:] if measure else ""
-    nouns = MEASURE_NOUNS.get({"個": "个", "戶": "户", "項": "项", "種": "种", "臺": "台", "輛": "辆", "條": "条", "縣": "县"}.get(m, m), ())
+    nouns = MEASURE_NOUNS.get(
+        {
+            "個": "个",
+            "戶": "户",
+            "項": "项",
+            "種": "种",
+            "臺": "台",
+            "輛": "辆",
+            "條": "条",
+            "縣": "县",
+        }.get(m, m),
+        (),
+    )
     return stem(noun.lower()) in {stem(n) for n in nouns}

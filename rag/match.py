@@ -23,7 +23,9 @@ from index.textnorm import (
 from rag.lexicon import en_to_zh, zh_to_en
 from rag.types import Query
 
-GENERIC_ZH = frozenset("中国 全国 我国 山西 一个 进行 实现 推动 发展 建设 工作 有关 已经 目前 其中".split())
+GENERIC_ZH = frozenset(
+    "中国 全国 我国 山西 一个 进行 实现 推动 发展 建设 工作 有关 已经 目前 其中".split()
+)
 
 
 @dataclass(frozen=True)
@@ -50,9 +52,16 @@ class SentenceView:
 def view(text: str) -> SentenceView:
     """Matching forms of a sentence (cached by text)."""
     simp = to_simplified(text).lower()
-    is_zh = len(CJK_RUN_RE.findall(text)) > 0 and sum(len(r) for r in CJK_RUN_RE.findall(text)) > len(text) * 0.3
+    is_zh = (
+        len(CJK_RUN_RE.findall(text)) > 0
+        and sum(len(r) for r in CJK_RUN_RE.findall(text)) > len(text) * 0.3
+    )
     stems = tuple(
-        (stem(m.group(0).lower()) if m.group(0)[0].isalpha() else m.group(0).replace(",", ""), m.start(), m.end())
+        (
+            stem(m.group(0).lower()) if m.group(0)[0].isalpha() else m.group(0).replace(",", ""),
+            m.start(),
+            m.end(),
+        )
         for m in WORD_RE.finditer(text)
     )
     pairs: list[tuple[str, int, int]] = []
@@ -61,9 +70,9 @@ def view(text: str) -> SentenceView:
         for i in range(len(syl) - 1):
             pairs.append((f"{syl[i]}_{syl[i + 1]}", m.start() + i, m.start() + i + 2))
     for m in re.finditer(r"\b[A-Z][a-z]+\b", text):
-        syl = segment_pinyin(m.group(0))
-        for i in range(len(syl) - 1):
-            pairs.append((f"{syl[i]}_{syl[i + 1]}", m.start(), m.end()))
+        word_syl = segment_pinyin(m.group(0))
+        for i in range(len(word_syl) - 1):
+            pairs.append((f"{word_syl[i]}_{word_syl[i + 1]}", m.start(), m.end()))
     return SentenceView(text, simp, is_zh, stems, tuple(pairs))
 
 
@@ -107,7 +116,9 @@ def _units_cached(query: Query, target_zh: bool) -> tuple[Unit, ...]:
                 units.append(Unit("word", (f"zh:{w}",)))
             else:
                 forms = tuple(f"en:{t}" for t in zh_to_en(w))
-                pairs = tuple(f"py:{char_pinyin(a)}_{char_pinyin(b)}" for a, b in zip(w, w[1:], strict=False))
+                pairs = tuple(
+                    f"py:{char_pinyin(a)}_{char_pinyin(b)}" for a, b in zip(w, w[1:], strict=False)
+                )
                 if forms:
                     units.append(Unit("word", forms))
                 units.append(Unit("name", pairs, 1.0))
@@ -125,7 +136,12 @@ def find(unit: Unit, sv: SentenceView) -> list[tuple[int, int]]:
     for form in unit.forms:
         kind, _, body = form.partition(":") if ":" in form else ("num", "", form)
         if unit.kind == "number":
-            out.extend((m.start(), m.end()) for m in re.finditer(rf"(?<![\d.]){re.escape(form)}(?![\d])", sv.text.replace(",", "")))
+            out.extend(
+                (m.start(), m.end())
+                for m in re.finditer(
+                    rf"(?<![\d.]){re.escape(form)}(?![\d])", sv.text.replace(",", "")
+                )
+            )
         elif kind == "en":
             out.extend((s, e) for t, s, e in sv.stems if t == body)
         elif kind == "zh":

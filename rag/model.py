@@ -40,7 +40,12 @@ class LinearModel:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LinearModel:
         """Inverse of :meth:`to_dict`."""
-        return cls(float(data["bias"]), dict(data["weights"]), dict(data.get("mean", {})), dict(data.get("scale", {})))
+        return cls(
+            float(data["bias"]),
+            dict(data["weights"]),
+            dict(data.get("mean", {})),
+            dict(data.get("scale", {})),
+        )
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
-import threading
 import math
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -81,7 +81,9 @@ class Pipeline:
         for p in store.passages:
             rows = store.sentences_by_doc.get(p.doc_id, [])
             self._rows_by_passage[p.passage_id] = [
-                r for r in rows if store.sentences[r].start >= p.start and store.sentences[r].end <= p.end
+                r
+                for r in rows
+                if store.sentences[r].start >= p.start and store.sentences[r].end <= p.end
             ]
         self._sentence_is_zh = np.array(
             [store.documents[s.doc_id].lang != "en" for s in store.sentences], dtype=bool
@@ -103,8 +105,15 @@ class Pipeline:
         """Load the index (checking it matches the embedder) and the fitted weights."""
         store = IndexStore.open(index_dir, expect={"embedder": embedder.name})
         embedder.warm_up()
-        return cls(store, embedder, AnswerWeights.load(weights_path), retrieve_k=retrieve_k,
-                   rrf_k=rrf_k, mode=mode, max_question_chars=max_question_chars)
+        return cls(
+            store,
+            embedder,
+            AnswerWeights.load(weights_path),
+            retrieve_k=retrieve_k,
+            rrf_k=rrf_k,
+            mode=mode,
+            max_question_chars=max_question_chars,
+        )
 
     def warm_up(self) -> None:
         """Run one question so that every lazy resource (dictionaries, jieba) is loaded."""
@@ -136,8 +145,15 @@ class Pipeline:
         for i, r in enumerate(rows):
             s = store.sentences[r]
             text = store.documents[s.doc_id].text[s.start : s.end]
-            f = sentence_features(query, text, float(dense[i]), int(dense_rank[i]), float(bm25[i]),
-                                  best_rank[r][0], bool(is_zh[i]) == q_zh)
+            f = sentence_features(
+                query,
+                text,
+                float(dense[i]),
+                int(dense_rank[i]),
+                float(bm25[i]),
+                best_rank[r][0],
+                bool(is_zh[i]) == q_zh,
+            )
             out.append(ScoredSentence(r, s.doc_id, s.start, s.end, text, 0.0, f, best_rank[r][1]))
         return self.rank_sentences(out)
 
@@ -160,8 +176,17 @@ class Pipeline:
             counts[key] = counts.get(key, 0) + 1
         out = []
         for rank, s, sp, text in spans:
-            f = candidate_features(query, sp, text, s.text, s.start, s.score, rank,
-                                   counts[to_simplified(text).lower()], head)
+            f = candidate_features(
+                query,
+                sp,
+                text,
+                s.text,
+                s.start,
+                s.score,
+                rank,
+                counts[to_simplified(text).lower()],
+                head,
+            )
             out.append(Candidate(s.doc_id, sp.start, sp.end, text, sp.ctype, s, sp.unit, f, 0.0))
         probs = softmax([self.weights.candidate.logit(c.features) for c in out])
         out = [replace(c, score=p) for c, p in zip(out, probs, strict=True)]
@@ -205,7 +230,9 @@ class Pipeline:
         t4 = time.perf_counter()
         abstain = self._abstain_features(query, candidates)
         timings = {"analyze": t1 - t0, "embed": t2 - t1, "retrieve": t3 - t2, "extract": t4 - t3}
-        return Trace(query, hits, sentences, candidates, abstain, {k_: v * 1000 for k_, v in timings.items()})
+        return Trace(
+            query, hits, sentences, candidates, abstain, {k_: v * 1000 for k_, v in timings.items()}
+        )
 
     def answer_from(self, tr: Trace, *, top_k: int = 5, include_passages: bool = False) -> Answer:
         """Turn a trace into an answer: the best candidate, or None below the threshold."""
@@ -236,14 +263,22 @@ class Pipeline:
             lo = max(s.start, min(start, mid - SNIPPET_CHARS // 2))
             hi = min(s.end, max(end, lo + SNIPPET_CHARS))
             lo = max(s.start, min(lo, hi - SNIPPET_CHARS))
-        return Citation(doc.doc_id, s.passage_id, doc.title, doc.text[lo:hi], start, end, round(score, 6))
+        return Citation(
+            doc.doc_id, s.passage_id, doc.title, doc.text[lo:hi], start, end, round(score, 6)
+        )
 
     def ask(self, question: str, *, top_k: int = 5, include_passages: bool = False) -> Answer:
         """Answer one question (see :class:`~rag.types.Answer`)."""
         t0 = time.perf_counter()
         ans = self.answer_from(self.trace(question), top_k=top_k, include_passages=include_passages)
-        return Answer(ans.text, ans.confidence, ans.question_type, ans.citations, ans.passages,
-                      (time.perf_counter() - t0) * 1000)
+        return Answer(
+            ans.text,
+            ans.confidence,
+            ans.question_type,
+            ans.citations,
+            ans.passages,
+            (time.perf_counter() - t0) * 1000,
+        )
 
     def search(self, question: str, *, top_k: int = 10) -> list[Hit]:
         """Passages for a query, without extracting an answer."""

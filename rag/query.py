@@ -28,17 +28,44 @@ EN_RULES: list[tuple[str, QuestionType]] = [
     (r"\bby how much\b", "percent"),
     (r"\bwhat\b.*\b(?:rate|share|proportion|percentage)\b|\bwhat (?:rate|share)\b", "percent"),
     (r"\bwhat is the number of\b|\bwhat number\b", "count"),
-    (r"\bhow (?:much|far) (?:did|does|has|have|had|will|would)\b.*\b(?:invest|spend|pay|paid|cost|raise|raised|earn|fund|allocate)", "money"),
-    (r"\bhow much (?:money|funding|investment|capital|revenue|profit)\b|\bhow much .*\b(?:in claims|paid out)\b|\bexpenditures?\b|\bhow much .*\b(?:invest|cost|spend|paid|yuan)\b", "money"),
-    (r"\b(?:what|which) (?:share|proportion|percentage|portion)\b|\bwhat percent\b|\bwhat (?:\w+ )?rate\b|\bwhat (?:\w+ )?market share\b|\bwhat accuracy\b", "percent"),
-    (r"\bby how much\b|\bhow much did .* (?:grow|rise|fall|drop|increase|decrease|decline|cut|fall)\b|\bhow fast did\b.*\bgrow", "percent"),
+    (
+        r"\bhow (?:much|far) (?:did|does|has|have|had|will|would)\b.*\b(?:invest|spend|pay|paid|cost|raise|raised|earn|fund|allocate)",
+        "money",
+    ),
+    (
+        r"\bhow much (?:money|funding|investment|capital|revenue|profit)\b|\bhow much .*\b(?:in claims|paid out)\b|\bexpenditures?\b|\bhow much .*\b(?:invest|cost|spend|paid|yuan)\b",
+        "money",
+    ),
+    (
+        r"\b(?:what|which) (?:share|proportion|percentage|portion)\b|\bwhat percent\b|\bwhat (?:\w+ )?rate\b|\bwhat (?:\w+ )?market share\b|\bwhat accuracy\b",
+        "percent",
+    ),
+    (
+        r"\bby how much\b|\bhow much did .* (?:grow|rise|fall|drop|increase|decrease|decline|cut|fall)\b|\bhow fast did\b.*\bgrow",
+        "percent",
+    ),
     (r"\bhow many\b", "count"),
-    (r"\bhow (?:large|big|tall|high|thick|fast|hot|cold|heavy|far|deep|wide|long|much)\b|\bwhat (?:size|speed|temperature|area|capacity|length|height|weight|radius|level)\b|\bwithin what radius\b|\bto what (?:size|speed|level)\b", "measure"),
+    (
+        r"\bhow (?:large|big|tall|high|thick|fast|hot|cold|heavy|far|deep|wide|long|much)\b|\bwhat (?:size|speed|temperature|area|capacity|length|height|weight|radius|level)\b|\bwithin what radius\b|\bto what (?:size|speed|level)\b",
+        "measure",
+    ),
     (r"^when\b|\bwhen (?:did|was|were|is|will|does|do|has|had)\b", "date"),
-    (r"\bhow does .* rank\b|\bwhat (?:rank|position|place)\b|\brank(?:s|ed)? (?:in|among)\b|\bwhich phase\b|\bwhich generation\b", "rank"),
-    (r"^who\b|\bwho (?:is|was|are|were|heads|leads|directs|runs|chairs|founded)\b|\bwhose\b", "person"),
-    (r"\b(?:which|what) (?:city|county|province|town|district|street|country|village|region|place)\b|^where\b|\bin which (?:city|county|province|place)\b|\bnear which\b", "place"),
-    (r"\b(?:which|what) (?:company|companies|group|enterprise|firm|corporation|bank|organi[sz]ation|brand|mine|plant|chamber|institute|university|laboratory|park)\b", "org"),
+    (
+        r"\bhow does .* rank\b|\bwhat (?:rank|position|place)\b|\brank(?:s|ed)? (?:in|among)\b|\bwhich phase\b|\bwhich generation\b",
+        "rank",
+    ),
+    (
+        r"^who\b|\bwho (?:is|was|are|were|heads|leads|directs|runs|chairs|founded)\b|\bwhose\b",
+        "person",
+    ),
+    (
+        r"\b(?:which|what) (?:city|county|province|town|district|street|country|village|region|place)\b|^where\b|\bin which (?:city|county|province|place)\b|\bnear which\b",
+        "place",
+    ),
+    (
+        r"\b(?:which|what) (?:company|companies|group|enterprise|firm|corporation|bank|organi[sz]ation|brand|mine|plant|chamber|institute|university|laboratory|park)\b",
+        "org",
+    ),
     (r"\b(?:which|what)\b", "entity"),
 ]
 ZH_RULES: list[tuple[str, QuestionType]] = [
@@ -48,20 +75,34 @@ ZH_RULES: list[tuple[str, QuestionType]] = [
     (r"哪一天|哪天|什么日期|几月几[日号]|何时|什么时候|何日", "date"),
     (r"多久.*一次|多长时间.*一次|频率|每隔多久", "frequency"),
     (r"多久|多长时间|多少天|多少小时|多少分钟|营业时间", "duration"),
-    (r"多少钱|多少资金|投资(?:了)?多少|花费多少|耗资|赔付(?:了)?多少(?:钱|金额)|多少元|金额", "money"),
-    (r"百分之多少|多少%|占比|比重|比例|份额|多少成|[^多]率[^先]*多少|率.*(?:多少|几)|约占.*多少|占.*多少", "percent"),
+    (
+        r"多少钱|多少资金|投资(?:了)?多少|花费多少|耗资|赔付(?:了)?多少(?:钱|金额)|多少元|金额",
+        "money",
+    ),
+    (
+        r"百分之多少|多少%|占比|比重|比例|份额|多少成|[^多]率[^先]*多少|率.*(?:多少|几)|约占.*多少|占.*多少",
+        "percent",
+    ),
     (r"(?:增长|提高|下降|降低|减少|增加|上升)(?:了)?多少", "percent"),
     (r"第几|排名|排第|什么位置|哪个位置|位次|第几代|哪一期|哪期", "rank"),
     (r"多少|几[个家座项种户人位名所条台辆次届]|几大", "count"),
     (r"多高|多大|多长|多宽|多深|多重|多快|多远|多厚|多少米|多少公里|面积|速度|温度", "measure"),
     (r"谁|哪位|何人|什么人", "person"),
-    (r"哪个(?:市|县|省|区|镇|村|国家|城市|地方)|哪[里儿]|什么地方|位于|在哪|哪条(?:街|路)", "place"),
-    (r"哪(?:家|个)(?:企业|公司|集团|商会|机构|单位|矿|工厂|银行|实验室|园区)|什么(?:企业|公司|商会|机构)", "org"),
+    (
+        r"哪个(?:市|县|省|区|镇|村|国家|城市|地方)|哪[里儿]|什么地方|位于|在哪|哪条(?:街|路)",
+        "place",
+    ),
+    (
+        r"哪(?:家|个)(?:企业|公司|集团|商会|机构|单位|矿|工厂|银行|实验室|园区)|什么(?:企业|公司|商会|机构)",
+        "org",
+    ),
     (r"什么|哪个|哪一|哪些|何", "entity"),
 ]
 
 MEASURE_WORD_RE = re.compile(r"(?:多少|几)([个家座项种户人位名所条台辆次届倍批])")
-EN_TARGET_RE = re.compile(r"\bhow many ((?:[a-z0-9'\-]+ ){0,4}?[a-z0-9'\-]+?)(?=\s(?:did|do|does|has|have|had|are|is|were|was|will|can|could|in|at|on|of|to|from|for|with|out|so|that|which)\b|\?|$)")
+EN_TARGET_RE = re.compile(
+    r"\bhow many ((?:[a-z0-9'\-]+ ){0,4}?[a-z0-9'\-]+?)(?=\s(?:did|do|does|has|have|had|are|is|were|was|will|can|could|in|at|on|of|to|from|for|with|out|so|that|which)\b|\?|$)"
+)
 YEAR_RE = re.compile(r"(?<!\d)((?:19|20)\d\d)(?!\d)")
 NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
 NAME_RE = re.compile(r"\b[A-Z][a-zA-Z'\-]+(?:\s+(?:[A-Z][a-zA-Z'\-]+|of|and))*")
@@ -84,7 +125,9 @@ def _target(norm: str, lang: str) -> tuple[str, tuple[str, ...]]:
     m = EN_TARGET_RE.search(norm)
     if not m:
         return "", ()
-    words = [w for w in m.group(1).split() if w not in EN_STOPWORDS and not w.endswith(("ed", "ing"))]
+    words = [
+        w for w in m.group(1).split() if w not in EN_STOPWORDS and not w.endswith(("ed", "ing"))
+    ]
     if not words:
         return "", ()
     head = words[-1]

@@ -66,7 +66,9 @@ class HybridRetriever:
         if n == 0:
             return []
         dense = self.dense_scores(vector, max(4 * k, 64)) if self.mode != "lexical" else {}
-        lex_all = self.store.lexical_passages.scores(query_terms(query)) if self.mode != "dense" else None
+        lex_all = (
+            self.store.lexical_passages.scores(query_terms(query)) if self.mode != "dense" else None
+        )
         hits: list[Hit] = []
         for is_zh in (False, True):
             pool = np.flatnonzero(self._lang == is_zh)
@@ -74,7 +76,11 @@ class HybridRetriever:
                 continue
             lists: list[list[int]] = []
             if dense:
-                d_ids = [i for i in sorted(dense, key=dense.__getitem__, reverse=True) if self._lang[i] == is_zh]
+                d_ids = [
+                    i
+                    for i in sorted(dense, key=dense.__getitem__, reverse=True)
+                    if self._lang[i] == is_zh
+                ]
                 lists.append(d_ids[:k])
             if lex_all is not None:
                 order = pool[np.argsort(-lex_all[pool], kind="stable")]
@@ -82,8 +88,13 @@ class HybridRetriever:
             fused = rrf(lists, self.rrf_k)
             for i in sorted(fused, key=fused.__getitem__, reverse=True)[:k]:
                 hits.append(
-                    Hit(self.store.passages[i], fused[i], 0, dense.get(i, 0.0),
-                        float(lex_all[i]) if lex_all is not None else 0.0)
+                    Hit(
+                        self.store.passages[i],
+                        fused[i],
+                        0,
+                        dense.get(i, 0.0),
+                        float(lex_all[i]) if lex_all is not None else 0.0,
+                    )
                 )
         hits.sort(key=lambda h: h.score, reverse=True)
         return [Hit(h.passage, h.score, r, h.dense, h.lexical) for r, h in enumerate(hits)]

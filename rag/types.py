@@ -10,13 +10,35 @@ import numpy as np
 from index.types import Embedder, Passage
 
 __all__ = [
-    "Answer", "Candidate", "Citation", "Embedder", "Hit", "Passage", "Query", "QuestionType",
-    "Retriever", "ScoredSentence",
+    "Answer",
+    "Candidate",
+    "Citation",
+    "Embedder",
+    "Hit",
+    "Passage",
+    "Query",
+    "QuestionType",
+    "Retriever",
+    "ScoredSentence",
 ]
 
 QuestionType = Literal[
-    "count", "percent", "ppoint", "money", "measure", "multiple", "year", "date", "duration",
-    "frequency", "rank", "person", "org", "place", "entity", "other",
+    "count",
+    "percent",
+    "ppoint",
+    "money",
+    "measure",
+    "multiple",
+    "year",
+    "date",
+    "duration",
+    "frequency",
+    "rank",
+    "person",
+    "org",
+    "place",
+    "entity",
+    "other",
 ]
 
 

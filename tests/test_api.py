@@ -9,7 +9,9 @@ from rag.config import Settings
 
 @pytest.fixture
 def settings(tmp_path, corpus_dir):
-    return Settings(seeds_dir=corpus_dir, index_dir=tmp_path / "idx", api_keys="", log_level="WARNING")
+    return Settings(
+        seeds_dir=corpus_dir, index_dir=tmp_path / "idx", api_keys="", log_level="WARNING"
+    )
 
 
 @pytest.fixture
@@ -19,11 +21,24 @@ def client(settings):
 
 
 def test_ask_shape_and_request_id(client):
-    r = client.post("/v1/ask", json={"question": "How many intelligent coal mines had Shanxi built?", "include_passages": True},
-                    headers={"X-Request-ID": "abc-123"})
+    r = client.post(
+        "/v1/ask",
+        json={
+            "question": "How many intelligent coal mines had Shanxi built?",
+            "include_passages": True,
+        },
+        headers={"X-Request-ID": "abc-123"},
+    )
     assert r.status_code == 200
     body = r.json()
-    assert set(body) >= {"answer", "confidence", "question_type", "citations", "passages", "took_ms"}
+    assert set(body) >= {
+        "answer",
+        "confidence",
+        "question_type",
+        "citations",
+        "passages",
+        "took_ms",
+    }
     assert r.headers["X-Request-ID"] == "abc-123"
     for c in body["citations"]:
         assert set(c) == {"doc_id", "passage_id", "title", "snippet", "start", "end", "score"}
@@ -39,9 +54,24 @@ def test_search_and_documents(client):
 
 
 def test_put_ask_delete_cycle(client):
-    r = client.put("/v1/documents/jinjiang", json={"text": "Jinjiang makes 30 of every 100 swimsuits in the world.", "title": "Swimwear"})
+    r = client.put(
+        "/v1/documents/jinjiang",
+        json={
+            "text": "Jinjiang makes 30 of every 100 swimsuits in the world.",
+            "title": "Swimwear",
+        },
+    )
     assert r.status_code == 201 and r.json()["status"] == "created"
-    assert client.put("/v1/documents/jinjiang", json={"text": "Jinjiang makes 30 of every 100 swimsuits in the world.", "title": "Swimwear"}).json()["status"] == "unchanged"
+    assert (
+        client.put(
+            "/v1/documents/jinjiang",
+            json={
+                "text": "Jinjiang makes 30 of every 100 swimsuits in the world.",
+                "title": "Swimwear",
+            },
+        ).json()["status"]
+        == "unchanged"
+    )
     hits = client.get("/v1/search", params={"q": "Jinjiang swimsuits"}).json()["hits"]
     assert hits[0]["doc_id"] == "jinjiang"
     assert client.delete("/v1/documents/jinjiang").status_code == 204
@@ -59,8 +89,18 @@ def test_put_ask_delete_cycle(client):
         ("post", "/v1/ask", {"json": {"question": "ok?", "top_k": 51}}, 422),
         ("post", "/v1/ask", {"json": {"question": 42}}, 422),
         ("post", "/v1/ask", {"json": {"question": "a\u0000b"}}, 422),
-        ("post", "/v1/ask", {"content": b"{not json", "headers": {"content-type": "application/json"}}, 400),
-        ("post", "/v1/ask", {"content": b"\xff\xfe\x00", "headers": {"content-type": "application/json"}}, 400),
+        (
+            "post",
+            "/v1/ask",
+            {"content": b"{not json", "headers": {"content-type": "application/json"}},
+            400,
+        ),
+        (
+            "post",
+            "/v1/ask",
+            {"content": b"\xff\xfe\x00", "headers": {"content-type": "application/json"}},
+            400,
+        ),
         ("get", "/v1/search", {"params": {"q": ""}}, 422),
         ("get", "/v1/documents/nope", {}, 404),
         ("get", "/v1/documents/..", {}, 404),
@@ -69,7 +109,12 @@ def test_put_ask_delete_cycle(client):
         ("put", "/v1/documents/ok", {"json": {"text": ""}}, 422),
         ("put", "/v1/documents/ok", {"json": {"text": "bin\u0000ary"}}, 422),
         ("put", "/v1/documents/ok", {"json": {"text": "x", "date": "yesterday"}}, 422),
-        ("post", "/v1/ask", {"content": b"x" * 3_000_000, "headers": {"content-type": "application/json"}}, 413),
+        (
+            "post",
+            "/v1/ask",
+            {"content": b"x" * 3_000_000, "headers": {"content-type": "application/json"}},
+            413,
+        ),
     ],
 )
 def test_bad_requests_get_4xx_json(client, method, path, kwargs, status):
@@ -85,7 +130,11 @@ def test_health_ready_metrics(client):
     assert client.get("/readyz").json()["status"] == "ready"
     client.post("/v1/ask", json={"question": "Who is the chairman of Huawei Coal Mine Corps?"})
     text = client.get("/metrics").text
-    assert "rag_requests_total" in text and "rag_answers_total" in text and "rag_index_passages 7" not in text
+    assert (
+        "rag_requests_total" in text
+        and "rag_answers_total" in text
+        and "rag_index_passages 7" not in text
+    )
 
 
 def test_auth_on_every_v1_route(settings):
@@ -97,10 +146,18 @@ def test_auth_on_every_v1_route(settings):
         assert len(v1) >= 6
         for route_path, method in v1:
             path = route_path.replace("{doc_id}", "zh_hant")
-            for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic secret-key"}):
+            for headers in (
+                {},
+                {"Authorization": "Bearer wrong"},
+                {"Authorization": "Basic secret-key"},
+            ):
                 r = c.request(method, path, headers=headers, json={"question": "x", "text": "x"})
                 assert r.status_code == 401, (method, path, headers)
                 assert r.json()["error"]["type"] == "unauthorized"
-        ok = c.post("/v1/ask", json={"question": "Where is Dingxiang?"}, headers={"Authorization": "Bearer secret-key"})
+        ok = c.post(
+            "/v1/ask",
+            json={"question": "Where is Dingxiang?"},
+            headers={"Authorization": "Bearer secret-key"},
+        )
         assert ok.status_code == 200
         assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200

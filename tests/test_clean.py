@@ -37,7 +37,11 @@ def test_full_width_question_mark_is_not_mojibake():
 def test_boilerplate_lines_are_stripped():
     raw = "Title here\nView the rest of the full text\n(Editor in charge: Yang Miao)\nBody text.profile picture\n"
     text, _ = clean_text(raw)
-    assert "View the rest" not in text and "Editor in charge" not in text and "profile picture" not in text
+    assert (
+        "View the rest" not in text
+        and "Editor in charge" not in text
+        and "profile picture" not in text
+    )
     assert "Body text." in text
 
 
@@ -63,7 +67,9 @@ def test_script_detection():
 
 
 text_no_marks = st.text(
-    alphabet=st.characters(blacklist_characters="?()\x00", blacklist_categories=("Cs", "Cc", "Cf", "Zl", "Zp")),
+    alphabet=st.characters(
+        blacklist_characters="?()\x00", blacklist_categories=("Cs", "Cc", "Cf", "Zl", "Zp")
+    ),
     max_size=200,
 )
 
@@ -81,6 +87,8 @@ def test_cleaning_is_idempotent(raw: str):
 def test_cleaning_never_drops_cjk_or_digits(raw: str):
     text, damaged = clean_text(raw)
     assert damaged == ()
-    keep = [c for c in unicodedata.normalize("NFKC", raw) if c.isdigit() or "\u4e00" <= c <= "\u9fff"]
+    keep = [
+        c for c in unicodedata.normalize("NFKC", raw) if c.isdigit() or "\u4e00" <= c <= "\u9fff"
+    ]
     got = [c for c in text if c.isdigit() or "\u4e00" <= c <= "\u9fff"]
     assert got == keep

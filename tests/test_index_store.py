@@ -15,13 +15,17 @@ def test_factory_by_size():
     assert choose_factory(1_000_000).startswith("IVF")
 
 
-@pytest.mark.parametrize("factory,min_recall", [("Flat", 1.0), ("HNSW32", 0.95), ("IVF64,Flat", 0.9)])
+@pytest.mark.parametrize(
+    "factory,min_recall", [("Flat", 1.0), ("HNSW32", 0.95), ("IVF64,Flat", 0.9)]
+)
 def test_approximate_search_recall_against_exact(factory, min_recall):
     import faiss
 
     rng = np.random.default_rng(0)
     centers = rng.standard_normal((32, 48)).astype(np.float32)
-    xb = (centers[rng.integers(0, 32, 5000)] + 0.3 * rng.standard_normal((5000, 48))).astype(np.float32)
+    xb = (centers[rng.integers(0, 32, 5000)] + 0.3 * rng.standard_normal((5000, 48))).astype(
+        np.float32
+    )
     xb /= np.linalg.norm(xb, axis=1, keepdims=True)
     xq = xb[rng.integers(0, 5000, 100)] + 0.05 * rng.standard_normal((100, 48)).astype(np.float32)
     xq /= np.linalg.norm(xq, axis=1, keepdims=True)
@@ -37,8 +41,18 @@ def test_approximate_search_recall_against_exact(factory, min_recall):
 def test_build_writes_manifest_and_loads(fake_index, fake_embedder):
     store = IndexStore.open(fake_index, expect={"embedder": fake_embedder.name})
     m = store.manifest
-    for key in ("embedder", "embedder_version", "dimension", "normalized", "faiss_factory", "chunk_tokens",
-                "overlap_tokens", "tokenizer", "corpus_checksum", "format_version"):
+    for key in (
+        "embedder",
+        "embedder_version",
+        "dimension",
+        "normalized",
+        "faiss_factory",
+        "chunk_tokens",
+        "overlap_tokens",
+        "tokenizer",
+        "corpus_checksum",
+        "format_version",
+    ):
         assert key in m
     assert set(store.documents) == {"en_coal", "zh_hant", "zh_hans"}
     for p in store.passages:
@@ -58,7 +72,9 @@ def test_missing_index_says_how_to_build(tmp_path):
 def test_incremental_rebuild_embeds_only_new_text(corpus_dir, fake_index, fake_embedder):
     again = build_index(corpus_dir, fake_index, fake_embedder, chunk_tokens=64, overlap_tokens=16)
     assert not again.changed and again.embedded == 0
-    (corpus_dir / "new_doc.txt").write_text("A brand new article about Jinjiang swimsuits. It has 30 of every 100.")
+    (corpus_dir / "new_doc.txt").write_text(
+        "A brand new article about Jinjiang swimsuits. It has 30 of every 100."
+    )
     added = build_index(corpus_dir, fake_index, fake_embedder, chunk_tokens=64, overlap_tokens=16)
     assert added.changed and 0 < added.embedded <= 4
     (corpus_dir / "new_doc.txt").unlink()
@@ -67,7 +83,9 @@ def test_incremental_rebuild_embeds_only_new_text(corpus_dir, fake_index, fake_e
     assert "new_doc" not in IndexStore.open(fake_index).documents
 
 
-def test_generation_swap_is_atomic_and_old_generations_pruned(corpus_dir, fake_index, fake_embedder):
+def test_generation_swap_is_atomic_and_old_generations_pruned(
+    corpus_dir, fake_index, fake_embedder
+):
     first = os.readlink(fake_index / "current")
     (corpus_dir / "extra.txt").write_text("Extra text for a second generation.")
     build_index(corpus_dir, fake_index, fake_embedder, chunk_tokens=64, overlap_tokens=16)
@@ -85,7 +103,9 @@ def test_bad_files_are_skipped_with_one_line_each(tmp_path):
     (seeds / "ok.txt").write_text("Fine text.")
     (seeds / "empty.txt").write_text("   ")
     (seeds / "binary.txt").write_bytes(b"\x00\x01\x02binary")
-    (seeds / "gbk.txt").write_bytes("山西省煤礦數量達到二百六十八座，這是一個很長的中文句子。".encode("gbk"))
+    (seeds / "gbk.txt").write_bytes(
+        "山西省煤礦數量達到二百六十八座，這是一個很長的中文句子。".encode("gbk")
+    )
     (seeds / "ok.md").write_text("duplicate id")
     (seeds / "bad name!.txt").write_text("x")
     docs, warnings = load_documents(seeds)

@@ -3,7 +3,14 @@ import json
 import pytest
 
 from eval.gold import GoldError, load_gold
-from eval.metrics import alias_in, answer_matches, exact_match, percentile, reciprocal_rank, token_f1
+from eval.metrics import (
+    alias_in,
+    answer_matches,
+    exact_match,
+    percentile,
+    reciprocal_rank,
+    token_f1,
+)
 
 
 def test_numeric_alias_must_stand_alone():
@@ -18,7 +25,9 @@ def test_alias_match_is_case_width_script_space_insensitive():
     assert answer_matches("ＺＯＵ  zhilei", ["Zou Zhilei"])
     assert answer_matches("杜兒坪礦", ["杜儿坪矿"])
     assert answer_matches("“十四五”", ["十四五"])
-    assert not answer_matches("Shanxi", ["Shanxi Jolywood Photovoltaic Battery Technology Co., Ltd."])
+    assert not answer_matches(
+        "Shanxi", ["Shanxi Jolywood Photovoltaic Battery Technology Co., Ltd."]
+    )
     assert not answer_matches(None, ["x"])
 
 

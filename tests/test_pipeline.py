@@ -56,5 +56,12 @@ def test_bad_questions_raise_a_clear_error(fake_pipeline, bad):
 
 def test_to_dict_shape(fake_pipeline):
     body = fake_pipeline.ask(QUESTIONS[0], include_passages=True).to_dict(include_passages=True)
-    assert set(body) == {"answer", "confidence", "question_type", "citations", "took_ms", "passages"}
+    assert set(body) == {
+        "answer",
+        "confidence",
+        "question_type",
+        "citations",
+        "took_ms",
+        "passages",
+    }
     assert body["question_type"] == "count"

@@ -12,7 +12,11 @@ def doc(text: str, doc_id: str = "d"):
 def test_sentences_respect_decimals_and_abbreviations():
     text = "Output rose 33.4% to 5.3 billion yuan. Huamei Co., Ltd. said so! Next one?"
     spans = [text[s:e] for s, e in split_sentences(text)]
-    assert spans == ["Output rose 33.4% to 5.3 billion yuan.", "Huamei Co., Ltd. said so!", "Next one?"]
+    assert spans == [
+        "Output rose 33.4% to 5.3 billion yuan.",
+        "Huamei Co., Ltd. said so!",
+        "Next one?",
+    ]
 
 
 def test_chinese_sentences_and_quotes():

