@@ -162,7 +162,12 @@ def fit_all(pipeline: Pipeline, train: list[Example], traces: dict[str, Trace]) 
         ab_rows.append(tr.abstain)
         ab_labels.append(int(ok))
         is_none.append(not ex.item.answerable)
-    abstain = _fit_lr(ab_rows, ab_labels, c=0.5)
+    # The abstention model learns "supported answer" (right answers) against "not in the
+    # corpus" (the none questions); answerable questions answered wrongly would only blur
+    # that line, so they take part in choosing the threshold but not in the fit.
+    fit_rows = [r for r, y, n in zip(ab_rows, ab_labels, is_none, strict=True) if y or n]
+    fit_labels = [y for y, n in zip(ab_labels, is_none, strict=True) if y or n]
+    abstain = _fit_lr(fit_rows, fit_labels, c=0.5)
     probs = [abstain.prob(r) for r in ab_rows]
     threshold = _best_threshold(probs, ab_labels, is_none)
     pipeline.weights = AnswerWeights(sentence, candidate, abstain, threshold, {})

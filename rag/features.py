@@ -81,13 +81,19 @@ def sentence_features(
     bm25: float,
     passage_rank: int,
     same_lang: bool,
+    ctypes: frozenset[str] = frozenset(),
 ) -> dict[str, float]:
     """Features saying how likely a sentence is to hold the answer."""
     cov, _, names = coverage(query, text)
     years_ok = 1.0
+    conflict = 0.0
     if query.years:
         years_ok = float(any(y in text for y in query.years))
+        conflict = float(not years_ok and bool(re.search(r"(?<!\d)(?:19|20)\d\d(?!\d)", text)))
+    table = COMPAT.get(query.qtype, COMPAT["entity"])
     return {
+        "type_fit": max((table.get(c, 0.0) for c in ctypes), default=0.0),
+        "year_conflict": conflict,
         "dense_same": dense if same_lang else 0.0,
         "dense_cross": dense if not same_lang else 0.0,
         "dense_rank": 1.0 / (1 + dense_rank),

