@@ -134,7 +134,7 @@ def _unit_kind(match: re.Match[str], table: list[tuple[str, str]], prefix: str) 
     return "", ""
 
 
-def _following_words(text: str, pos: int, n: int = 5) -> str:
+def _following_words(text: str, pos: int, n: int = 8) -> str:
     m = re.match(rf"(?:\s*[A-Za-z\-'“”\"]+){{1,{n}}}", text[pos:])
     return m.group(0).strip() if m else ""
 

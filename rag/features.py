@@ -220,7 +220,8 @@ def candidate_features(
     dist = _distance(rel, outside)
     scale = 2.0 if re.search(r"[\u4e00-\u9fff]", sent_text) else 6.0
     norm_c = to_simplified(cand_text).lower()
-    in_q = float(norm_c in query.norm or norm_c.replace(",", "") in query.norm.replace(",", ""))
+    q_norm = re.sub(r"['’]s\b", "", query.norm)
+    in_q = float(norm_c in q_norm or norm_c.replace(",", "") in q_norm.replace(",", ""))
     unit_words = f"{span.unit} {span.following}".lower()
     target_fit = 0.0
     if query.target:
@@ -246,7 +247,7 @@ def candidate_features(
         target_fit = 1.0
     if not target_fit and query.lang == "zh" and query.target and span.following:
         if any(
-            measure_word_fits(query.target, w) for w in re.findall(r"[A-Za-z]+", span.following)[:6]
+            measure_word_fits(query.target, w) for w in re.findall(r"[A-Za-z]+", span.following)[:8]
         ):
             target_fit = 1.0
     compat = COMPAT.get(query.qtype, COMPAT["entity"]).get(span.ctype, 0.0)
@@ -259,6 +260,9 @@ def candidate_features(
     numeric = float(span.ctype in NUMERIC_CTYPES)
     hint = float(bool(NUMERIC_HINT_RE.search(query.norm)))
     asks_to = float(bool(ASKS_TO_RE.search(query.norm)))
+    overlap = question_overlap(query, cand_text)
+    is_name = float(span.ctype in NAME_CTYPES)
+    asks_person = float(query.qtype == "person")
     n_chars = len(cand_text)
     window = sent_text[max(0, rel[0] - 40) : rel[1] + 40]
     return {
@@ -286,7 +290,13 @@ def candidate_features(
         "agreement": math.log1p(agreement),
         "window_cov": coverage(query, window)[0],
         "clause_cov": coverage(query, clause)[0],
-        "q_overlap": question_overlap(query, cand_text),
+        "q_overlap": overlap,
+        "name_q_overlap": overlap * is_name,
+        "num_q_overlap": overlap * numeric,
+        "name_length": math.log1p(n_chars) * is_name,
+        "person_pinyin": (_pinyin_name(cand_text) if span.ctype in ("name", "name_part") else 0.0) * asks_person,
+        "person_zh": float(span.ctype == "person") * asks_person,
+        "name_part": float(span.ctype == "name_part"),
         "number_in_q": float(bool(num) and num in query.numbers and span.ctype != "year"),
         "pinyin_name": _pinyin_name(cand_text) if span.ctype in ("name", "name_part") else 0.0,
         "zh_person": float(span.ctype == "person"),
