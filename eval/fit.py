@@ -167,7 +167,7 @@ def fit_all(pipeline: Pipeline, train: list[Example], traces: dict[str, Trace]) 
     # that line, so they take part in choosing the threshold but not in the fit.
     fit_rows = [r for r, y, n in zip(ab_rows, ab_labels, is_none, strict=True) if y or n]
     fit_labels = [y for y, n in zip(ab_labels, is_none, strict=True) if y or n]
-    abstain = _fit_lr(fit_rows, fit_labels, c=0.5)
+    abstain = _fit_lr(fit_rows, fit_labels, c=0.1)
     probs = [abstain.prob(r) for r in ab_rows]
     threshold = _best_threshold(probs, ab_labels, is_none)
     pipeline.weights = AnswerWeights(sentence, candidate, abstain, threshold, {})

@@ -255,8 +255,10 @@ def candidate_features(
     clause = _clause(sent_text, rel)
     num = re.sub(r"[^\d.]", "", cand_text)
     reach = scale * 4
-    right = sum(1 for ps, _ in outside if rel[1] <= ps <= rel[1] + reach)
-    left = sum(1 for _, pe in outside if rel[0] - reach <= pe <= rel[0])
+    stop_right = min((m.start() for m in CLAUSE_RE.finditer(sent_text, rel[1])), default=len(sent_text))
+    stop_left = max((m.end() for m in CLAUSE_RE.finditer(sent_text, 0, rel[0])), default=0)
+    right = sum(1 for ps, _ in outside if rel[1] <= ps <= min(rel[1] + reach, stop_right))
+    left = sum(1 for _, pe in outside if max(rel[0] - reach, stop_left) <= pe <= rel[0])
     numeric = float(span.ctype in NUMERIC_CTYPES)
     hint = float(bool(NUMERIC_HINT_RE.search(query.norm)))
     asks_to = float(bool(ASKS_TO_RE.search(query.norm)))
@@ -315,9 +317,18 @@ def abstain_features(
     context_cov: float,
     context_names: float,
     context_years: float,
+    entities_ctx: float = 1.0,
+    entities_doc: float = 1.0,
+    best: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """Features saying whether the best answer is supported by the corpus at all."""
+    best = best or {}
     return {
+        "ent_ctx": entities_ctx,
+        "ent_doc": entities_doc,
+        "best_compat": best.get("compat", 0.0),
+        "target_missing": best.get("has_target", 0.0) * (1 - best.get("target_fit", 0.0)),
+        "best_clause_cov": best.get("clause_cov", 0.0),
         "cand_prob": best_prob,
         "margin": margin,
         "sent_dense": sentence.get("dense_same", 0.0) + sentence.get("dense_cross", 0.0),

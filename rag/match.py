@@ -177,3 +177,78 @@ def coverage(query: Query, text: str) -> tuple[float, list[tuple[int, int]], flo
             if u.kind == "name":
                 name_hit += 1
     return hit / total, positions, (name_hit / len(names) if names else 1.0)
+
+
+ZH_PROPER = frozenset("ns nr nt nz nrt nrfg j".split())
+QUESTION_WORDS = frozenset("what which who whom whose when where why how in on at by of for the a an to from".split())
+
+
+@lru_cache(maxsize=1024)
+def entity_units(query: Query, sentence_is_zh: bool) -> tuple[Unit, ...]:
+    """The proper names a question is about (places, companies, people), as units.
+
+    An answer about another entity is no answer: "Hunan" is not "Hubei", and a question
+    about "Sany Heavy Industry" is not answered by a sentence about Zoomlion.
+    """
+    units: list[Unit] = []
+    if query.lang == "en":
+        words = list(re.finditer(r"[A-Za-z][A-Za-z\-]*(?:['’]s)?", query.text))
+        groups: list[list[str]] = []
+        for i, m in enumerate(words):
+            w = re.sub(r"['’]s$", "", m.group(0))
+            capital = w[0].isupper() and w.lower() not in QUESTION_WORDS and (i > 0 or len(w) > 1)
+            if capital and i == 0 and w.lower() in EN_STOPWORDS:
+                capital = False
+            if capital:
+                if groups and words[i - 1].end() + 1 >= m.start() and groups[-1][-1] == words[i - 1].group(0).rstrip("'s’"):
+                    groups[-1].append(w)
+                else:
+                    groups.append([w])
+        for g in groups:
+            for w in g:
+                if w.lower() in EN_STOPWORDS:
+                    continue
+                pairs = _name_pairs(w)
+                forms: list[str] = [f"py:{p}" for p in pairs] if pairs and len(w) >= 5 else []
+                if sentence_is_zh:
+                    forms += [f"zh:{t}" for t in en_to_zh(w.lower()) if len(t) >= 2]
+                else:
+                    forms.append(f"en:{stem(w.lower())}")
+                if forms:
+                    units.append(Unit("entity", tuple(forms)))
+    else:
+        import jieba.posseg
+
+        for tok in jieba.posseg.cut(to_simplified(query.text)):
+            if tok.flag not in ZH_PROPER or len(tok.word) < 2 or tok.word in GENERIC_ZH:
+                continue
+            if sentence_is_zh:
+                units.append(Unit("entity", (f"zh:{tok.word}",)))
+            else:
+                pairs = tuple(
+                    f"py:{char_pinyin(a)}_{char_pinyin(b)}" for a, b in zip(tok.word, tok.word[1:], strict=False)
+                )
+                units.append(Unit("entity", pairs + tuple(f"en:{t}" for t in zh_to_en(tok.word))))
+    return tuple(units)
+
+
+def entity_coverage(query: Query, text: str) -> float:
+    """Share of the question's named entities that a text mentions (1.0 when it names none)."""
+    sv = view(text)
+    units = entity_units(query, sv.is_zh)
+    if not units:
+        return 1.0
+    found = 0
+    for u in units:
+        if any(_found_form(f, sv) for f in u.forms):
+            found += 1
+    return found / len(units)
+
+
+def _found_form(form: str, sv: SentenceView) -> bool:
+    kind, _, body = form.partition(":")
+    if kind == "en":
+        return any(t == body for t, _, _ in sv.stems)
+    if kind == "zh":
+        return body in sv.simp
+    return any(t == body for t, _, _ in sv.pinyin_pairs)

@@ -17,7 +17,7 @@ from index.store import IndexStore
 from index.textnorm import to_simplified
 from rag.candidates import Span, extract_spans
 from rag.features import abstain_features, candidate_features, question_head, sentence_features
-from rag.match import coverage
+from rag.match import coverage, entity_coverage
 from rag.model import AnswerWeights
 from rag.query import analyze
 from rag.retrieve import HybridRetriever, Mode, query_terms
@@ -219,7 +219,18 @@ class Pipeline:
         context = doc.text[self.store.sentences[lo].start : self.store.sentences[hi].end]
         cov, _, names = coverage(query, context)
         years = float(all(y in context for y in query.years)) if query.years else 1.0
-        return abstain_features(query, mass, margin, best.sentence.features, cov, names, years)
+        return abstain_features(
+            query,
+            mass,
+            margin,
+            best.sentence.features,
+            cov,
+            names,
+            years,
+            entity_coverage(query, context),
+            entity_coverage(query, doc.text),
+            best.features,
+        )
 
     def trace(self, question: str, *, k: int | None = None) -> Trace:
         """Run every stage and keep what each produced."""
