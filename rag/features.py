@@ -73,6 +73,21 @@ QUESTION_HEAD_RE = re.compile(r"\b(?:which|what) ([a-z\-]+)(?: ([a-z\-]+))?")
 ZH_HEAD_RE = re.compile(r"(?:哪个|哪家|哪一|哪座|哪条|什么|哪)([\u4e00-\u9fff]{1,2})")
 
 
+# Question types whose answer must be of a compatible candidate type: others are dropped.
+STRICT_TYPES = frozenset(
+    "count percent ppoint money measure multiple year date duration frequency rank person".split()
+)
+
+
+def type_filter(qtype: str, ctypes: list[str]) -> list[bool]:
+    """Which candidates may answer a question of this type (all, if none would be left)."""
+    if qtype not in STRICT_TYPES:
+        return [True] * len(ctypes)
+    table = COMPAT[qtype]
+    keep = [table.get(c, 0.0) > 0 for c in ctypes]
+    return keep if any(keep) else [True] * len(ctypes)
+
+
 def sentence_features(
     query: Query,
     text: str,
@@ -163,10 +178,18 @@ def _pinyin_name(text: str) -> float:
     return 1.0
 
 
-def question_overlap(query: Query, cand: str) -> float:
-    """Share of a candidate's words (or characters, or pinyin) that the question already says."""
+def question_overlap(query: Query, cand: str, head: tuple[str, ...] = ()) -> float:
+    """Share of a candidate's words (or characters, or pinyin) that the question already says.
+
+    The noun the question asks about ("which *mine*") does not count: an answer may well
+    end with it ("Duerping Mine").
+    """
     if re.search(r"[\u4e00-\u9fff]", cand):
         simp = to_simplified(cand)
+        for h in sorted((h for h in head if h and not h.isascii()), key=len, reverse=True):
+            if simp.endswith(h) and len(simp) > len(h):
+                simp = simp[: -len(h)]
+                break
         chars = [c for c in simp if "\u4e00" <= c <= "\u9fff"]
         if not chars:
             return 0.0
@@ -179,6 +202,7 @@ def question_overlap(query: Query, cand: str) -> float:
         zh_hit = sum(any(c in t for t in query.zh_terms) for c in chars) / len(chars)
         return max(zh_hit * 0.8, sum(p in q_py for p in pairs) / len(pairs) if pairs else 0.0)
     words = [w.lower() for w in re.findall(r"[A-Za-z]+|\d+(?:\.\d+)?", cand)]
+    words = [w for w in words if stem(w) not in head] or words
     if not words:
         return 0.0
     if query.lang == "en":
@@ -262,7 +286,7 @@ def candidate_features(
     numeric = float(span.ctype in NUMERIC_CTYPES)
     hint = float(bool(NUMERIC_HINT_RE.search(query.norm)))
     asks_to = float(bool(ASKS_TO_RE.search(query.norm)))
-    overlap = question_overlap(query, cand_text)
+    overlap = question_overlap(query, cand_text, head)
     is_name = float(span.ctype in NAME_CTYPES)
     asks_person = float(query.qtype == "person")
     n_chars = len(cand_text)

@@ -16,7 +16,13 @@ from index.errors import RagError
 from index.store import IndexStore
 from index.textnorm import to_simplified
 from rag.candidates import Span, extract_spans
-from rag.features import abstain_features, candidate_features, question_head, sentence_features
+from rag.features import (
+    abstain_features,
+    candidate_features,
+    question_head,
+    sentence_features,
+    type_filter,
+)
 from rag.match import coverage, entity_coverage
 from rag.model import AnswerWeights
 from rag.query import analyze
@@ -185,6 +191,8 @@ class Pipeline:
         for _, _, _, text in spans:
             key = to_simplified(text).lower()
             counts[key] = counts.get(key, 0) + 1
+        keep = type_filter(query.qtype, [sp.ctype for _, _, sp, _ in spans])
+        spans = [x for x, k in zip(spans, keep, strict=True) if k]
         out = []
         for rank, s, sp, text in spans:
             f = candidate_features(
