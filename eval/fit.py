@@ -199,7 +199,8 @@ def _best_threshold(probs: list[float], labels: list[int], is_none: list[bool]) 
 def _retrace(pipeline: Pipeline, tr: Trace) -> Trace:
     """Re-score a trace's sentences and candidates with the pipeline's current weights."""
     sentences = pipeline.rank_sentences(tr.sentences)
-    candidates = pipeline._candidates(tr.query, sentences)
+    assert tr.qvec is not None
+    candidates = pipeline._candidates(tr.query, tr.qvec, sentences)
     return Trace(
         tr.query,
         tr.hits,
@@ -207,6 +208,7 @@ def _retrace(pipeline: Pipeline, tr: Trace) -> Trace:
         candidates,
         pipeline._abstain_features(tr.query, candidates),
         tr.timings,
+        tr.qvec,
     )
 
 
@@ -227,28 +229,31 @@ def cross_validate(
     examples: list[Example],
     traces: dict[str, Trace],
     folds: int,
+    repeats: int = 1,
     seed: int = 13,
 ) -> dict[str, float]:
-    """k-fold accuracy per kind: each question scored by weights fitted without it."""
-    order = list(range(len(examples)))
-    random.Random(seed).shuffle(order)
+    """k-fold accuracy per kind, averaged over ``repeats`` shuffles.
+
+    Each question is scored by weights fitted without it.
+    """
     hits: dict[str, list[int]] = defaultdict(list)
-    for f in range(folds):
-        test = [examples[i] for i in order[f::folds]]
-        train = (
-            [examples[i] for i in order if i % folds != f]
-            if False
-            else [examples[i] for j, i in enumerate(order) if j % folds != f]
-        )
-        fit_all(pipeline, train, traces)
-        for ex in test:
-            ok = correct(pipeline, ex, traces[ex.item.id])
-            hits[ex.item.kind].append(int(ok))
-            hits["overall"].append(int(ok))
+    for r in range(repeats):
+        order = list(range(len(examples)))
+        random.Random(seed + r).shuffle(order)
+        for f in range(folds):
+            test = [examples[i] for i in order[f::folds]]
+            train = [examples[i] for j, i in enumerate(order) if j % folds != f]
+            fit_all(pipeline, train, traces)
+            for ex in test:
+                ok = correct(pipeline, ex, traces[ex.item.id])
+                hits[ex.item.kind].append(int(ok))
+                hits["overall"].append(int(ok))
     return {k: float(np.mean(v)) for k, v in sorted(hits.items())}
 
 
-def run_fit(settings, *, gold: Path | None, folds: int, out: Path | None) -> dict[str, float]:  # type: ignore[no-untyped-def]
+def run_fit(  # type: ignore[no-untyped-def]
+    settings, *, gold: Path | None, folds: int, out: Path | None, repeats: int = 1
+) -> dict[str, float]:
     """CLI body of ``rag fit``: report CV accuracy, then fit on all and save."""
     from rag.cli import load_pipeline
 
@@ -256,7 +261,7 @@ def run_fit(settings, *, gold: Path | None, folds: int, out: Path | None) -> dic
     items = load_gold(gold)
     examples = [Example(it, locate_evidence(pipeline, it)) for it in items]
     traces = {ex.item.id: pipeline.trace(ex.item.q) for ex in examples}
-    cv = cross_validate(pipeline, examples, traces, folds)
+    cv = cross_validate(pipeline, examples, traces, folds, repeats)
     for kind, acc in cv.items():
         log.info("cv accuracy %-9s %.3f", kind, acc)
     weights = fit_all(pipeline, examples, traces)
@@ -264,6 +269,7 @@ def run_fit(settings, *, gold: Path | None, folds: int, out: Path | None) -> dic
     meta = {
         "gold": str(gold or "eval/gold/dev.jsonl"),
         "folds": folds,
+        "repeats": repeats,
         "cv_accuracy": cv,
         "train_accuracy": train_acc,
         "refit": "rag fit",

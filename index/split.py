@@ -123,6 +123,32 @@ def _hard_wrap(
     return [p for p in out if p[1] > p[0]]
 
 
+CLAUSE_BREAK_RE = re.compile(r"[,，;；:：]\s*")
+
+
+def split_clauses(text: str, start: int, end: int) -> list[tuple[int, int]]:
+    """Clause ``(start, end)`` offsets of ``text[start:end]``: cut at commas, semicolons, colons.
+
+    A comma between digits ("1,258") is part of a number, not a clause break.
+    """
+    out: list[tuple[int, int]] = []
+    s = start
+    for m in CLAUSE_BREAK_RE.finditer(text, start, end):
+        if (
+            m.group(0)[0] == ","
+            and m.start() > 0
+            and text[m.start() - 1].isdigit()
+            and text[m.end() : m.end() + 1].isdigit()
+        ):
+            continue
+        if m.start() > s:
+            out.append((s, m.start()))
+        s = m.end()
+    if end > s:
+        out.append((s, end))
+    return out
+
+
 def split_document(
     doc: Document,
     *,

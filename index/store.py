@@ -27,7 +27,7 @@ from index.errors import IndexMismatchError, IndexMissingError
 from index.lexical import LexicalIndex
 from index.types import Document, Passage
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MMAP_ABOVE_VECTORS = 200_000
 
 
@@ -117,6 +117,8 @@ def write_generation(
     sentences: list[SentenceRow],
     sentence_texts: list[str],
     sentence_vectors: np.ndarray,
+    clauses: list[tuple[int, int, int]] | None = None,
+    clause_vectors: np.ndarray | None = None,
     nprobe: int = 16,
 ) -> Path:
     """Write a complete generation and atomically make it ``current``."""
@@ -135,6 +137,7 @@ def write_generation(
         CREATE TABLE passages (row INTEGER PRIMARY KEY, passage_id TEXT UNIQUE, doc_id TEXT,
             start INTEGER, end INTEGER, lang TEXT, sentences TEXT, n_tokens INTEGER);
         CREATE TABLE sentences (row INTEGER PRIMARY KEY, doc_id TEXT, start INTEGER, end INTEGER);
+        CREATE TABLE clauses (row INTEGER PRIMARY KEY, sentence INTEGER, start INTEGER, end INTEGER);
         """
     )
     now = time.time()
@@ -165,12 +168,18 @@ def write_generation(
         "INSERT INTO sentences VALUES (?,?,?,?)",
         [(s.row, s.doc_id, s.start, s.end) for s in sentences],
     )
+    db.executemany(
+        "INSERT INTO clauses VALUES (?,?,?,?)", [(i, *c) for i, c in enumerate(clauses or [])]
+    )
     db.commit()
     db.close()
     factory = manifest["faiss_factory"]
     index = build_faiss(passage_vectors, np.arange(len(passages)), factory, nprobe=nprobe)
     faiss.write_index(index, str(tmp / "dense.faiss"))
     np.save(tmp / "sentences.npy", sentence_vectors.astype(np.float32))
+    dim = sentence_vectors.shape[1] if sentence_vectors.ndim == 2 else 0
+    cvecs = clause_vectors if clause_vectors is not None else np.zeros((0, dim), dtype=np.float32)
+    np.save(tmp / "clauses.npy", cvecs.astype(np.float32))
     LexicalIndex.build([p.text for p in passages]).save(tmp / "lexical_passages")
     LexicalIndex.build(sentence_texts).save(tmp / "lexical_sentences")
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
@@ -233,6 +242,8 @@ class IndexStore:
     lexical_sentences: LexicalIndex
     updated_at: dict[str, float] = field(default_factory=dict)
     sentences_by_doc: dict[str, list[int]] = field(default_factory=dict)
+    clauses_by_sentence: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)
+    clause_vectors: np.ndarray | None = None
 
     @classmethod
     def open(cls, index_dir: Path, *, expect: dict[str, Any] | None = None) -> IndexStore:
@@ -298,6 +309,9 @@ class IndexStore:
         sentences = [
             SentenceRow(*row) for row in db.execute("SELECT * FROM sentences ORDER BY row")
         ]
+        by_sentence: dict[int, list[tuple[int, int, int]]] = {}
+        for row, sent, start, end in db.execute("SELECT * FROM clauses ORDER BY row"):
+            by_sentence.setdefault(sent, []).append((row, start, end))
         db.close()
         n = int(manifest.get("passages", len(passages)))
         flags = faiss.IO_FLAG_MMAP if n > MMAP_ABOVE_VECTORS else 0
@@ -320,4 +334,8 @@ class IndexStore:
             lexical_sentences=LexicalIndex.load(gen / "lexical_sentences"),
             updated_at=updated,
             sentences_by_doc=by_doc,
+            clauses_by_sentence=by_sentence,
+            clause_vectors=np.load(
+                gen / "clauses.npy", mmap_mode="r" if n > MMAP_ABOVE_VECTORS else None
+            ),
         )

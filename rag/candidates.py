@@ -151,6 +151,8 @@ def numeric_spans(text: str, base: int) -> list[Span]:
             continue
         if text[m.end("num") : m.end("num") + 1] == "-" and not unit:
             continue  # "100-billion-level", "5G" style compounds are modifiers, not values
+        if num.lower() == "one" and re.match(r"\s+of\b", text[m.end("num") :]):
+            continue  # "one of the four ..." is a partitive, not a quantity
         if not unit:
             end = m.end("mag") if m.group("mag") else m.end("num")
         if kind == "" and m.group("mag"):

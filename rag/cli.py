@@ -215,6 +215,7 @@ def fit_cmd(
         Path | None, typer.Option(help="Gold JSONL (default: the bundled dev set).")
     ] = None,
     folds: Annotated[int, typer.Option(min=2, help="Cross-validation folds.")] = 5,
+    repeats: Annotated[int, typer.Option(min=1, help="Repeat CV over this many shuffles.")] = 1,
     out: Annotated[Path | None, typer.Option(help="Where to write the weights JSON.")] = None,
 ) -> None:
     """Fit the answer-ranking and abstention weights on gold pairs (k-fold CV reported)."""
@@ -222,7 +223,7 @@ def fit_cmd(
 
     settings = get_settings()
     _setup_logging(settings)
-    run_fit(settings, gold=gold, folds=folds, out=out)
+    run_fit(settings, gold=gold, folds=folds, out=out, repeats=repeats)
 
 
 def main() -> None:

@@ -73,6 +73,9 @@ QUESTION_HEAD_RE = re.compile(r"\b(?:which|what) ([a-z\-]+)(?: ([a-z\-]+))?")
 ZH_HEAD_RE = re.compile(r"(?:哪个|哪家|哪一|哪座|哪条|什么|哪)([\u4e00-\u9fff]{1,2})")
 
 
+ZH_ONE_RE = re.compile(r"[一兩两][個个家批種种項项位名條条次]")
+
+
 # Question types whose answer must be of a compatible candidate type: others are dropped.
 STRICT_TYPES = frozenset(
     "count percent ppoint money measure multiple year date duration frequency rank person".split()
@@ -225,6 +228,20 @@ def _distance(span: tuple[int, int], positions: list[tuple[int, int]]) -> float:
     return float(min(max(0, ps - e, s - pe) for ps, pe in positions))
 
 
+def _clause_features(span: Span, clauses: list[tuple[int, int, float]]) -> dict[str, float]:
+    """How well the clause around a candidate matches the question (multilingual embedding)."""
+    if not clauses:
+        return {"clause_sim": 0.0, "clause_best": 0.0, "clause_gap": 0.0}
+    best = max(v for _, _, v in clauses)
+    own = next((v for s, e, v in clauses if s <= span.start < e), None)
+    if own is None:
+        own = max(
+            (v for s, e, v in clauses if s < span.end and e > span.start),
+            default=min(v for _, _, v in clauses),
+        )
+    return {"clause_sim": own, "clause_best": float(own >= best), "clause_gap": own - best}
+
+
 def candidate_features(
     query: Query,
     span: Span,
@@ -235,6 +252,7 @@ def candidate_features(
     sentence_rank: int,
     agreement: int,
     head: tuple[str, ...],
+    clauses: list[tuple[int, int, float]] | None = None,
 ) -> dict[str, float]:
     """Features saying how likely a span is the answer."""
     rel = (span.start - sent_offset, span.end - sent_offset)
@@ -279,7 +297,9 @@ def candidate_features(
     clause = _clause(sent_text, rel)
     num = re.sub(r"[^\d.]", "", cand_text)
     reach = scale * 4
-    stop_right = min((m.start() for m in CLAUSE_RE.finditer(sent_text, rel[1])), default=len(sent_text))
+    stop_right = min(
+        (m.start() for m in CLAUSE_RE.finditer(sent_text, rel[1])), default=len(sent_text)
+    )
     stop_left = max((m.end() for m in CLAUSE_RE.finditer(sent_text, 0, rel[0])), default=0)
     right = sum(1 for ps, _ in outside if rel[1] <= ps <= min(rel[1] + reach, stop_right))
     left = sum(1 for _, pe in outside if max(rel[0] - reach, stop_left) <= pe <= rel[0])
@@ -291,7 +311,7 @@ def candidate_features(
     asks_person = float(query.qtype == "person")
     n_chars = len(cand_text)
     window = sent_text[max(0, rel[0] - 40) : rel[1] + 40]
-    return {
+    feats = {
         "compat": compat,
         "numeric": numeric,
         "numeric_hint": numeric * hint,
@@ -320,7 +340,8 @@ def candidate_features(
         "name_q_overlap": overlap * is_name,
         "num_q_overlap": overlap * numeric,
         "name_length": math.log1p(n_chars) * is_name,
-        "person_pinyin": (_pinyin_name(cand_text) if span.ctype in ("name", "name_part") else 0.0) * asks_person,
+        "person_pinyin": (_pinyin_name(cand_text) if span.ctype in ("name", "name_part") else 0.0)
+        * asks_person,
         "person_zh": float(span.ctype == "person") * asks_person,
         "name_part": float(span.ctype == "name_part"),
         "number_in_q": float(bool(num) and num in query.numbers and span.ctype != "year"),
@@ -330,7 +351,10 @@ def candidate_features(
         "to_match": float(bool(TO_CUES.search(before))) * asks_to,
         "after_from": float(bool(FROM_CUES.search(before))),
         "cross": float(bool(re.search(r"[\u4e00-\u9fff]", sent_text)) != (query.lang == "zh")),
+        "zh_one": float(bool(ZH_ONE_RE.fullmatch(cand_text))),
+        **_clause_features(span, clauses or []),
     }
+    return feats
 
 
 def abstain_features(

@@ -180,7 +180,9 @@ def coverage(query: Query, text: str) -> tuple[float, list[tuple[int, int]], flo
 
 
 ZH_PROPER = frozenset("ns nr nt nz nrt nrfg j".split())
-QUESTION_WORDS = frozenset("what which who whom whose when where why how in on at by of for the a an to from".split())
+QUESTION_WORDS = frozenset(
+    "what which who whom whose when where why how in on at by of for the a an to from".split()
+)
 
 
 @lru_cache(maxsize=1024)
@@ -200,7 +202,11 @@ def entity_units(query: Query, sentence_is_zh: bool) -> tuple[Unit, ...]:
             if capital and i == 0 and w.lower() in EN_STOPWORDS:
                 capital = False
             if capital:
-                if groups and words[i - 1].end() + 1 >= m.start() and groups[-1][-1] == words[i - 1].group(0).rstrip("'s’"):
+                if (
+                    groups
+                    and words[i - 1].end() + 1 >= m.start()
+                    and groups[-1][-1] == words[i - 1].group(0).rstrip("'s’")
+                ):
                     groups[-1].append(w)
                 else:
                     groups.append([w])
@@ -226,7 +232,8 @@ def entity_units(query: Query, sentence_is_zh: bool) -> tuple[Unit, ...]:
                 units.append(Unit("entity", (f"zh:{tok.word}",)))
             else:
                 pairs = tuple(
-                    f"py:{char_pinyin(a)}_{char_pinyin(b)}" for a, b in zip(tok.word, tok.word[1:], strict=False)
+                    f"py:{char_pinyin(a)}_{char_pinyin(b)}"
+                    for a, b in zip(tok.word, tok.word[1:], strict=False)
                 )
                 units.append(Unit("entity", pairs + tuple(f"en:{t}" for t in zh_to_en(tok.word))))
     return tuple(units)

@@ -60,6 +60,7 @@ class Trace:
     candidates: list[Candidate]
     abstain: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
+    qvec: np.ndarray | None = None
 
 
 class Pipeline:
@@ -180,11 +181,23 @@ class Pipeline:
             self._span_cache[row] = spans
         return spans
 
-    def _candidates(self, query: Query, sentences: list[ScoredSentence]) -> list[Candidate]:
+    def _clause_sims(self, row: int, qvec: np.ndarray) -> list[tuple[int, int, float]]:
+        """``(start, end, similarity to the question)`` of each clause of a sentence."""
+        clauses = self.store.clauses_by_sentence.get(row, [])
+        if not clauses or self.store.clause_vectors is None or not len(self.store.clause_vectors):
+            return []
+        sims = np.asarray(self.store.clause_vectors[[c[0] for c in clauses]]) @ qvec
+        return [(s, e, float(v)) for (_, s, e), v in zip(clauses, sims, strict=True)]
+
+    def _candidates(
+        self, query: Query, qvec: np.ndarray, sentences: list[ScoredSentence]
+    ) -> list[Candidate]:
         head = question_head(query)
         spans = []
+        clause_of: dict[int, list[tuple[int, int, float]]] = {}
         for rank, s in enumerate(sentences[:TOP_SENTENCES]):
             doc = self.store.documents[s.doc_id]
+            clause_of[s.row] = self._clause_sims(s.row, qvec)
             for sp in self._spans(s.row):
                 spans.append((rank, s, sp, doc.text[sp.start : sp.end]))
         counts: dict[str, int] = {}
@@ -205,6 +218,7 @@ class Pipeline:
                 rank,
                 counts[to_simplified(text).lower()],
                 head,
+                clause_of.get(s.row, []),
             )
             out.append(Candidate(s.doc_id, sp.start, sp.end, text, sp.ctype, s, sp.unit, f, 0.0))
         probs = softmax([self.weights.candidate.logit(c.features) for c in out])
@@ -256,12 +270,18 @@ class Pipeline:
             hits = self.retriever.search(query, qvec, k or self.retrieve_k)
             t3 = time.perf_counter()
             sentences = self._sentences(query, qvec, hits)
-        candidates = self._candidates(query, sentences)
+        candidates = self._candidates(query, qvec, sentences)
         t4 = time.perf_counter()
         abstain = self._abstain_features(query, candidates)
         timings = {"analyze": t1 - t0, "embed": t2 - t1, "retrieve": t3 - t2, "extract": t4 - t3}
         return Trace(
-            query, hits, sentences, candidates, abstain, {k_: v * 1000 for k_, v in timings.items()}
+            query,
+            hits,
+            sentences,
+            candidates,
+            abstain,
+            {k_: v * 1000 for k_, v in timings.items()},
+            qvec,
         )
 
     def answer_from(self, tr: Trace, *, top_k: int = 5, include_passages: bool = False) -> Answer:
