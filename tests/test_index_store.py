@@ -76,7 +76,7 @@ def test_incremental_rebuild_embeds_only_new_text(corpus_dir, fake_index, fake_e
         "A brand new article about Jinjiang swimsuits. It has 30 of every 100."
     )
     added = build_index(corpus_dir, fake_index, fake_embedder, chunk_tokens=64, overlap_tokens=16)
-    assert added.changed and 0 < added.embedded <= 4
+    assert added.changed and 0 < added.embedded <= 10  # its passage, sentences and clauses only
     (corpus_dir / "new_doc.txt").unlink()
     removed = build_index(corpus_dir, fake_index, fake_embedder, chunk_tokens=64, overlap_tokens=16)
     assert removed.embedded == 0
