@@ -100,6 +100,7 @@ def sentence_features(
     passage_rank: int,
     same_lang: bool,
     ctypes: frozenset[str] = frozenset(),
+    clause_max: float = 0.0,
 ) -> dict[str, float]:
     """Features saying how likely a sentence is to hold the answer."""
     cov, _, names = coverage(query, text)
@@ -110,6 +111,8 @@ def sentence_features(
         conflict = float(not years_ok and bool(re.search(r"(?<!\d)(?:19|20)\d\d(?!\d)", text)))
     table = COMPAT.get(query.qtype, COMPAT["entity"])
     return {
+        "clause_same": clause_max if same_lang else 0.0,
+        "clause_cross": clause_max if not same_lang else 0.0,
         "type_fit": max((table.get(c, 0.0) for c in ctypes), default=0.0),
         "year_conflict": conflict,
         "dense_same": dense if same_lang else 0.0,

@@ -158,6 +158,7 @@ def find(unit: Unit, sv: SentenceView) -> list[tuple[int, int]]:
     return out
 
 
+@lru_cache(maxsize=16384)
 def coverage(query: Query, text: str) -> tuple[float, list[tuple[int, int]], float]:
     """Share of question units found in a sentence, their positions, and the name share."""
     sv = view(text)

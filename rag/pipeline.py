@@ -162,6 +162,7 @@ class Pipeline:
                 best_rank[r][0],
                 bool(is_zh[i]) == q_zh,
                 frozenset(sp.ctype for sp in self._spans(r)),
+                max((v for _, _, v in self._clause_sims(r, qvec)), default=float(dense[i])),
             )
             out.append(ScoredSentence(r, s.doc_id, s.start, s.end, text, 0.0, f, best_rank[r][1]))
         return self.rank_sentences(out)
