@@ -110,6 +110,7 @@ QUOTE_RE = re.compile(
     r"“([^”“\n]{1,24})”|《([^》\n]{1,30})》|\"([^\"\n]{1,40})\"|「([^」\n]{1,24})」|'([^'\n]{2,40})'"
 )
 EN_TOKEN_RE = re.compile(r"[A-Z][A-Za-z0-9'\-]*\.?|&|of|and|for|the|de|\(|\)|[a-z][a-z\-]*|,")
+PARTICLES_RE = re.compile(r"[着著了的地得在和与及]")
 NOUNISH = frozenset("n nr ns nt nz nrt nrfg ng j eng vn an l".split())
 CONNECT = frozenset({"of", "and", "&", "for", "the", "de"})
 COMPANY_TAIL_RE = re.compile(r",? (?:Co\.,? ?Ltd\.|Co\., Ltd\.|Ltd\.|Inc\.|Group Co\., Ltd\.)")
@@ -283,7 +284,8 @@ def chinese_name_spans(text: str, base: int) -> list[Span]:
             if spans[j][2] not in NOUNISH:
                 continue
             s, e = spans[i][0], spans[j][1]
-            if 2 <= e - s <= 16 and spans[i][2] in NOUNISH | {"m", "a", "b"}:
+            starts_ok = spans[i][2] in (NOUNISH - {"vn"}) | {"m", "a", "b"}
+            if 2 <= e - s <= 16 and starts_ok and not PARTICLES_RE.search(simp[s:e]):
                 ctype = "person" if i == j and spans[i][2] == "nr" and e - s <= 4 else "zh_np"
                 out.append(Span(base + s, base + e, ctype))
     return out
