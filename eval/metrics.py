@@ -11,11 +11,15 @@ from index.textnorm import to_simplified
 QUOTES_RE = re.compile(r"[\"'“”‘’「」《》]")
 
 
-def normalize_answer(text: str) -> str:
-    """Case-, width-, script- and space-insensitive form of an answer."""
+def normalize_answer(text: str, *, keep_spaces: bool = False) -> str:
+    """Case-, width-, script- and space-insensitive form of an answer.
+
+    With ``keep_spaces`` runs of white space become one space instead of nothing, so
+    that word boundaries survive (for finding an alias inside a longer text).
+    """
     t = to_simplified(unicodedata.normalize("NFKC", text)).lower()
     t = QUOTES_RE.sub("", t)
-    return re.sub(r"\s+", "", t)
+    return re.sub(r"\s+", " " if keep_spaces else "", t).strip()
 
 
 def _is_numeric(alias: str) -> bool:
@@ -24,7 +28,7 @@ def _is_numeric(alias: str) -> bool:
 
 def alias_in(alias: str, answer: str) -> bool:
     """Whether an alias stands inside an answer (numbers must stand alone: 2.5 not in 12.5)."""
-    a, x = normalize_answer(alias), normalize_answer(answer)
+    a, x = normalize_answer(alias, keep_spaces=True), normalize_answer(answer, keep_spaces=True)
     if not a:
         return False
     for m in re.finditer(re.escape(a), x):

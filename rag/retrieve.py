@@ -36,6 +36,18 @@ def rrf(rank_lists: list[list[int]], k: int = 60) -> dict[int, float]:
     return fused
 
 
+def interleave(hits: list[Hit]) -> list[Hit]:
+    """Merge per-language pools round-robin, the pool with the best passage first."""
+    pools: dict[bool, list[Hit]] = {}
+    for h in sorted(hits, key=lambda h: h.score, reverse=True):
+        pools.setdefault(h.passage.lang != "en", []).append(h)
+    out: list[Hit] = []
+    lists = list(pools.values())
+    for i in range(max((len(p) for p in lists), default=0)):
+        out.extend(p[i] for p in lists if i < len(p))
+    return out
+
+
 class HybridRetriever:
     """Dense + BM25 passage retrieval with language-balanced reciprocal rank fusion."""
 
@@ -96,5 +108,4 @@ class HybridRetriever:
                         float(lex_all[i]) if lex_all is not None else 0.0,
                     )
                 )
-        hits.sort(key=lambda h: h.score, reverse=True)
-        return [Hit(h.passage, h.score, r, h.dense, h.lexical) for r, h in enumerate(hits)]
+        return [Hit(h.passage, h.score, r, h.dense, h.lexical) for r, h in enumerate(interleave(hits))]

@@ -59,3 +59,9 @@ def test_bad_gold_row_names_its_line(tmp_path, row, message):
     path.write_text(good + "\n" + row + "\n")
     with pytest.raises(GoldError, match=rf"g.jsonl:2: .*{message}"):
         load_gold(path)
+
+
+def test_alias_found_inside_a_longer_snippet_at_word_boundaries():
+    assert alias_in("Shuozhou City", "Pinglu Yufeng Wind Farm in Shuozhou City, Shanxi Province.")
+    assert alias_in("four", "one of the four famous vinegars")
+    assert not alias_in("four", "fourteen vinegars")
