@@ -177,3 +177,15 @@ def chinese_terms(text: str) -> list[str]:
 def lexical_terms(text: str) -> list[str]:
     """All lexical-index terms of a text: English stems, Chinese n-grams, pinyin pairs."""
     return english_terms(text) + chinese_terms(text) + pinyin_terms(text)
+
+
+@lru_cache(maxsize=1)
+def jieba_module():  # type: ignore[no-untyped-def]
+    """Jieba (Chinese word segmentation), imported once and kept quiet."""
+    import logging
+
+    import jieba
+    import jieba.posseg
+
+    jieba.setLogLevel(logging.WARNING)
+    return jieba

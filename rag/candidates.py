@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from index.textnorm import EN_STOPWORDS, to_simplified
+from index.textnorm import EN_STOPWORDS, jieba_module, to_simplified
 from index.types import Document
 
 CJK_CHAR_RE = re.compile(r"[\u4e00-\u9fff]")
@@ -262,9 +262,7 @@ def english_name_spans(text: str, base: int) -> list[Span]:
 
 @lru_cache(maxsize=4096)
 def _posseg(text: str) -> tuple[tuple[str, str], ...]:
-    import jieba.posseg
-
-    return tuple((w.word, w.flag) for w in jieba.posseg.cut(text))
+    return tuple((w.word, w.flag) for w in jieba_module().posseg.cut(text))
 
 
 def chinese_name_spans(text: str, base: int) -> list[Span]:

@@ -16,6 +16,7 @@ from index.textnorm import (
     EN_STOPWORDS,
     WORD_RE,
     char_pinyin,
+    jieba_module,
     segment_pinyin,
     stem,
     to_simplified,
@@ -106,7 +107,7 @@ def _units_cached(query: Query, target_zh: bool) -> tuple[Unit, ...]:
             else:
                 units.append(Unit("word", (f"en:{stem(lw)}",)))
     else:
-        import jieba
+        jieba = jieba_module()
 
         simp = to_simplified(query.text)
         for w in dict.fromkeys(jieba.lcut(simp)):
@@ -224,9 +225,7 @@ def entity_units(query: Query, sentence_is_zh: bool) -> tuple[Unit, ...]:
                 if forms:
                     units.append(Unit("entity", tuple(forms)))
     else:
-        import jieba.posseg
-
-        for tok in jieba.posseg.cut(to_simplified(query.text)):
+        for tok in jieba_module().posseg.cut(to_simplified(query.text)):
             if tok.flag not in ZH_PROPER or len(tok.word) < 2 or tok.word in GENERIC_ZH:
                 continue
             if sentence_is_zh:

@@ -10,6 +10,7 @@ from index.textnorm import (
     EN_STOPWORDS,
     cjk_ratio,
     english_terms,
+    jieba_module,
     pinyin_terms,
     to_simplified,
 )
@@ -155,7 +156,7 @@ def analyze(question: str) -> Query:
             zh_terms.extend(t for t in en_to_zh(lw) if t not in zh_terms)
         names = [m.group(0) for m in NAME_RE.finditer(text) if m.start() > 0 or " " in m.group(0)]
     else:
-        import jieba
+        jieba = jieba_module()
 
         for w in jieba.lcut(simp):
             if len(w) >= 2 and CJK_RUN_RE.fullmatch(w):

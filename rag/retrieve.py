@@ -108,4 +108,6 @@ class HybridRetriever:
                         float(lex_all[i]) if lex_all is not None else 0.0,
                     )
                 )
-        return [Hit(h.passage, h.score, r, h.dense, h.lexical) for r, h in enumerate(interleave(hits))]
+        return [
+            Hit(h.passage, h.score, r, h.dense, h.lexical) for r, h in enumerate(interleave(hits))
+        ]
