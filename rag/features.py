@@ -91,6 +91,15 @@ def type_filter(qtype: str, ctypes: list[str]) -> list[bool]:
     return keep if any(keep) else [True] * len(ctypes)
 
 
+def year_agreement(query: Query, text: str) -> tuple[float, float]:
+    """(the text names the question's year, the text names only other years)."""
+    if not query.years:
+        return 1.0, 0.0
+    ok = any(y in text for y in query.years)
+    other = bool(re.search(r"(?<!\d)(?:19|20)\d\d(?!\d)", text))
+    return float(ok), float(not ok and other)
+
+
 def sentence_features(
     query: Query,
     text: str,
@@ -104,11 +113,7 @@ def sentence_features(
 ) -> dict[str, float]:
     """Features saying how likely a sentence is to hold the answer."""
     cov, _, names = coverage(query, text)
-    years_ok = 1.0
-    conflict = 0.0
-    if query.years:
-        years_ok = float(any(y in text for y in query.years))
-        conflict = float(not years_ok and bool(re.search(r"(?<!\d)(?:19|20)\d\d(?!\d)", text)))
+    years_ok, conflict = year_agreement(query, text)
     table = COMPAT.get(query.qtype, COMPAT["entity"])
     return {
         "clause_same": clause_max if same_lang else 0.0,
@@ -310,6 +315,7 @@ def candidate_features(
     hint = float(bool(NUMERIC_HINT_RE.search(query.norm)))
     asks_to = float(bool(ASKS_TO_RE.search(query.norm)))
     overlap = question_overlap(query, cand_text, head)
+    year_ok, year_conflict = year_agreement(query, sent_text)
     is_name = float(span.ctype in NAME_CTYPES)
     asks_person = float(query.qtype == "person")
     n_chars = len(cand_text)
@@ -324,6 +330,8 @@ def candidate_features(
         "name_type": float(span.ctype in NAME_CTYPES),
         "quote": float(span.ctype == "quote"),
         "sent_prob": sentence_prob,
+        "year_ok": year_ok * float(bool(query.years)),
+        "year_conflict": year_conflict,
         "sent_rank": 1.0 / (1 + sentence_rank),
         "proximity": 1.0 / (1.0 + dist / scale),
         "adjacent": float(dist <= (1 if scale == 2.0 else 2)),
