@@ -22,6 +22,7 @@ from rag.features import (
     question_head,
     sentence_features,
     type_filter,
+    year_agreement,
 )
 from rag.match import coverage, entity_coverage
 from rag.model import AnswerWeights
@@ -32,6 +33,9 @@ from rag.types import Answer, Candidate, Citation, Hit, Query, ScoredSentence
 log = logging.getLogger(__name__)
 SNIPPET_CHARS = 300
 TOP_SENTENCES = 8
+# A sentence must cover this share of the question's terms before its agreeing year
+# lets it overrule sentences that name another year.
+YEAR_EVIDENCE_COVERAGE = 0.4
 
 
 def softmax(logits: list[float]) -> list[float]:
@@ -207,6 +211,15 @@ class Pipeline:
             counts[key] = counts.get(key, 0) + 1
         keep = type_filter(query.qtype, [sp.ctype for _, _, sp, _ in spans])
         spans = [x for x, k in zip(spans, keep, strict=True) if k]
+        if query.years:  # a year the question states is a constraint, not a hint
+            agree = [year_agreement(query, s.text) for _, s, _, _ in spans]
+            relevant = [
+                s.features.get("cov_same", 0) + s.features.get("cov_cross", 0)
+                >= YEAR_EVIDENCE_COVERAGE
+                for _, s, _, _ in spans
+            ]
+            if any(ok and rel for (ok, _), rel in zip(agree, relevant, strict=True)):
+                spans = [x for x, (_, clash) in zip(spans, agree, strict=True) if not clash]
         out = []
         for rank, s, sp, text in spans:
             f = candidate_features(
