@@ -38,6 +38,7 @@ class Service:
         self.settings = settings
         self.pipeline: Pipeline | None = None
         self._write_lock = threading.Lock()
+        self._reload_lock = threading.Lock()
 
     def start(self) -> None:
         """Build the index if there is none, then load it."""
@@ -72,7 +73,32 @@ class Service:
 
         if self.pipeline is None:
             raise IndexMissingError("the index is still loading; retry shortly")
+        self._follow_generation()
         return self.pipeline
+
+    def _follow_generation(self) -> None:
+        """Reload when another process (a worker's PUT, `rag index`) swapped in a new index."""
+        from rag.cli import load_pipeline
+
+        try:
+            live = os.readlink(self.settings.index_dir / "current")
+        except OSError:
+            return
+        pipeline = self.pipeline
+        if (
+            pipeline is None
+            or pipeline.store.path.name == live
+            or not self._reload_lock.acquire(blocking=False)
+        ):
+            return
+        try:
+            if self.pipeline is not None and self.pipeline.store.path.name != live:
+                log.info("index generation changed to %s: reloading", live)
+                fresh = load_pipeline(self.settings)
+                fresh.max_question_chars = self.settings.max_question_chars
+                self.pipeline = fresh
+        finally:
+            self._reload_lock.release()
 
     def _path(self, doc_id: str) -> Path | None:
         for suffix in (".txt", ".md"):

@@ -161,3 +161,13 @@ def test_auth_on_every_v1_route(settings):
         )
         assert ok.status_code == 200
         assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200
+
+
+def test_follows_an_index_rebuilt_by_another_process(client, settings):
+    from rag.cli import run_index
+
+    (settings.seeds_dir / "late.txt").write_text(
+        "A late article about Qingxu vinegar, the Vinegar Capital of China."
+    )
+    run_index(settings, show_progress=False)  # as `rag index` or another worker would
+    assert client.get("/v1/documents/late").status_code == 200
