@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 
 from index.errors import DocumentError, DocumentNotFoundError
-from index.store import read_manifest
+from index.store import fsync_dir, read_manifest
 from rag.config import Settings
 from rag.pipeline import Pipeline
 
@@ -141,7 +141,7 @@ class Service:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, target)
-            _fsync_dir(target.parent)
+            fsync_dir(target.parent)
             self._reload()
             pipeline = self.current()
             return ("updated" if old else "created"), sum(
@@ -156,13 +156,6 @@ class Service:
             if path is None:
                 raise DocumentNotFoundError(f"no document {doc_id!r}")
             path.unlink()
-            _fsync_dir(path.parent)
+            fsync_dir(path.parent)
             self._reload()
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -188,7 +188,7 @@ def write_generation(
     link_tmp = index_dir / f".current-{stamp}"
     os.symlink(gen.name, link_tmp)
     os.replace(link_tmp, index_dir / "current")
-    _fsync_dir(index_dir)
+    fsync_dir(index_dir)
     _prune(index_dir, keep={gen.name})
     return gen
 
@@ -198,10 +198,11 @@ def _fsync_tree(path: Path) -> None:
         if p.is_file():
             with open(p, "rb") as fh:
                 os.fsync(fh.fileno())
-    _fsync_dir(path)
+    fsync_dir(path)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (renames, new files) durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
