@@ -158,4 +158,3 @@ class Service:
             path.unlink()
             fsync_dir(path.parent)
             self._reload()
-
