@@ -32,7 +32,7 @@ from rag.types import Answer, Candidate, Citation, Hit, Query, ScoredSentence
 
 log = logging.getLogger(__name__)
 SNIPPET_CHARS = 300
-TOP_SENTENCES = 8
+TOP_SENTENCES = 5
 # A sentence must cover this share of the question's terms before its agreeing year
 # lets it overrule sentences that name another year.
 YEAR_EVIDENCE_COVERAGE = 0.4
