@@ -227,25 +227,19 @@ def fit_cmd(
 
 
 def main() -> None:
-    """Console-script entry point: one-line errors, no tracebacks."""
+    """Console-script entry point: one-line errors, no tracebacks.
+
+    Usage errors are Typer's own (a short message, exit 2); errors from the RagError
+    hierarchy become ``error: <message>`` on stderr with exit 2.
+    """
     try:
-        app(standalone_mode=False)
+        app()
     except RagError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    except (typer.Exit, SystemExit) as exc:
-        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
-        sys.exit(code or 0)
-    except (typer.Abort, KeyboardInterrupt):
+    except KeyboardInterrupt:
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 if __name__ == "__main__":
