@@ -92,10 +92,25 @@ def en_to_zh(word: str) -> tuple[str, ...]:
     return ()
 
 
+@lru_cache(maxsize=16384)
 def zh_to_en(word: str) -> tuple[str, ...]:
-    """English stems for a simplified-Chinese word (empty when unknown)."""
+    """English stems for a simplified-Chinese word (empty when unknown).
+
+    A compound the dictionary lacks (科技型中小企业) is translated through its parts.
+    """
     table = _tables()[1]
-    return tuple(dict.fromkeys(stem(w) for w in table.get(word, ()) if w not in EN_STOPWORDS))
+    direct = tuple(dict.fromkeys(stem(w) for w in table.get(word, ()) if w not in EN_STOPWORDS))
+    if direct or len(word) < 3:
+        return direct
+    from index.textnorm import jieba_module
+
+    parts = [p for p in jieba_module().cut_for_search(word) if p != word and len(p) >= 2]
+    found: dict[str, None] = {}
+    for p in parts:
+        for w in table.get(p, ()):
+            if w not in EN_STOPWORDS:
+                found[stem(w)] = None
+    return tuple(found)
 
 
 # Chinese measure words and the English nouns they count (a general linguistic table).
