@@ -246,14 +246,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         """List the indexed documents, paginated."""
         store = service.current().store
         ids = sorted(store.documents)
-        counts: dict[str, int] = {}
-        for p in store.passages:
-            counts[p.doc_id] = counts.get(p.doc_id, 0) + 1
         items = [
             DocumentSummary(
                 doc_id=d,
                 title=store.documents[d].title,
-                passages=counts.get(d, 0),
+                passages=store.passage_counts.get(d, 0),
                 updated_at=store.updated_at.get(d, 0.0),
             )
             for d in ids[offset : offset + limit]
@@ -274,7 +271,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             date=doc.date,
             lang=doc.lang,
             text=doc.text,
-            passages=sum(1 for p in store.passages if p.doc_id == doc_id),
+            passages=store.passage_counts.get(doc_id, 0),
             updated_at=store.updated_at.get(doc_id, 0.0),
         )
 

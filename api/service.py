@@ -132,7 +132,7 @@ class Service:
             old = self._path(doc_id)
             if old is not None and old.read_text(encoding="utf-8", errors="replace") == body:
                 pipeline = self.current()
-                return "unchanged", sum(1 for p in pipeline.store.passages if p.doc_id == doc_id)
+                return "unchanged", pipeline.store.passage_counts.get(doc_id, 0)
             self.settings.seeds_dir.mkdir(parents=True, exist_ok=True)
             target = old or self.settings.seeds_dir / f"{doc_id}.txt"
             tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
@@ -144,9 +144,7 @@ class Service:
             fsync_dir(target.parent)
             self._reload()
             pipeline = self.current()
-            return ("updated" if old else "created"), sum(
-                1 for p in pipeline.store.passages if p.doc_id == doc_id
-            )
+            return ("updated" if old else "created"), pipeline.store.passage_counts.get(doc_id, 0)
 
     def delete_document(self, doc_id: str) -> None:
         """Remove a document from the corpus and the index."""

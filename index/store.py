@@ -245,6 +245,12 @@ class IndexStore:
     sentences_by_doc: dict[str, list[int]] = field(default_factory=dict)
     clauses_by_sentence: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)
     clause_vectors: np.ndarray | None = None
+    passage_counts: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Passages per document, counted once at load time."""
+        for p in self.passages:
+            self.passage_counts[p.doc_id] = self.passage_counts.get(p.doc_id, 0) + 1
 
     @classmethod
     def open(cls, index_dir: Path, *, expect: dict[str, Any] | None = None) -> IndexStore:
