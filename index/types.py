@@ -76,3 +76,7 @@ class Embedder(Protocol):
     def embed(self, texts: list[str], *, is_query: bool = False) -> np.ndarray:
         """Embed a batch of texts; returns an array of shape ``(len(texts), dim)``."""
         ...
+
+    def warm_up(self) -> None:
+        """Load the model now (``dim`` is known afterwards)."""
+        ...

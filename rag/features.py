@@ -171,6 +171,52 @@ TO_CUES = re.compile(
 FROM_CUES = re.compile(r"(?:\bfrom|\bthan|\bfor|从|從|由|比)\s*$")
 
 
+# What bounds the noun phrase a number is attached to: punctuation, list words, other numbers.
+ATTACH_STOP_RE = re.compile(
+    r"[,，;；。!?！？:：、()（）]|\.(?:\s|$)|\b(?:and|or|while|respectively|compared)\b|[和与及]|\d"
+)
+RESPECTIVELY_RE = re.compile(r"\brespectively\b|分別|分别")
+LIST_ITEM_RE = re.compile(r"[,，、;；]|\band\b|[和与與及]")
+ATTACH_CHARS = 60
+
+
+def attached_phrases(text: str, rel: tuple[int, int]) -> tuple[str, str]:
+    """The phrases right before and right after a span, up to the nearest list boundary.
+
+    In "477 new R&D institutions, 84 incubators" the count 477 is attached to the phrase
+    after it; in "科技型中小企业3.5万家" to the phrase before it.
+    """
+    right_end = min(len(text), rel[1] + ATTACH_CHARS)
+    stop = ATTACH_STOP_RE.search(text, rel[1], right_end)
+    right = text[rel[1] : stop.start() if stop else right_end]
+    left_start = max(0, rel[0] - ATTACH_CHARS)
+    stops = list(ATTACH_STOP_RE.finditer(text, left_start, rel[0]))
+    left = text[stops[-1].end() if stops else left_start : rel[0]]
+    return left, right
+
+
+def respectively_item(text: str, rel: tuple[int, int], numbers: list[tuple[int, int]]) -> str:
+    """For "A and B rose by 4.2% and 7.1% respectively", the item the span's number pairs with.
+
+    ``numbers`` are the numeric spans of the sentence (relative offsets, in order).
+    Returns "" when the clause has no "respectively" or the list cannot be aligned.
+    """
+    clause_lo = max((m.end() for m in CLAUSE_RE.finditer(text, 0, rel[0])), default=0)
+    resp = RESPECTIVELY_RE.search(text, clause_lo)
+    if not resp or resp.start() > rel[1] + 40:
+        return ""
+    in_list = [n for n in numbers if n[0] >= clause_lo and n[1] <= max(resp.end(), rel[1]) + 40]
+    own = next((i for i, n in enumerate(in_list) if n[0] <= rel[0] and rel[1] <= n[1]), None)
+    if own is None or len(in_list) < 2:
+        return ""
+    first = in_list[0][0]
+    lo = max(0, first - 200)
+    items = [x.strip() for x in LIST_ITEM_RE.split(text[lo:first]) if x.strip()]
+    if len(items) < len(in_list):
+        return ""
+    return items[len(items) - len(in_list) + own]
+
+
 def _clause(text: str, rel: tuple[int, int]) -> str:
     cuts = [0] + [m.end() for m in CLAUSE_RE.finditer(text)] + [len(text)]
     lo = max(c for c in cuts if c <= rel[0])
@@ -261,8 +307,12 @@ def candidate_features(
     agreement: int,
     head: tuple[str, ...],
     clauses: list[tuple[int, int, float]] | None = None,
+    numbers: list[tuple[int, int]] | None = None,
 ) -> dict[str, float]:
-    """Features saying how likely a span is the answer."""
+    """Features saying how likely a span is the answer.
+
+    ``numbers``: offsets (relative to the sentence) of the sentence's numeric spans.
+    """
     rel = (span.start - sent_offset, span.end - sent_offset)
     _, positions, _ = coverage(query, sent_text)
     outside = [p for p in positions if p[1] <= rel[0] or p[0] >= rel[1]]
@@ -320,6 +370,10 @@ def candidate_features(
     asks_person = float(query.qtype == "person")
     n_chars = len(cand_text)
     window = sent_text[max(0, rel[0] - 40) : rel[1] + 40]
+    left_np, right_np = attached_phrases(sent_text, rel)
+    zh_sent = scale == 2.0
+    own_np, other_np = (left_np, right_np) if zh_sent else (right_np, left_np)
+    resp_item = respectively_item(sent_text, rel, numbers or []) if numeric else ""
     feats = {
         "compat": compat,
         "numeric": numeric,
@@ -363,6 +417,9 @@ def candidate_features(
         "after_from": float(bool(FROM_CUES.search(before))),
         "cross": float(bool(re.search(r"[\u4e00-\u9fff]", sent_text)) != (query.lang == "zh")),
         "zh_one": float(bool(ZH_ONE_RE.fullmatch(cand_text))),
+        "attach_own": numeric * coverage(query, own_np)[0] if own_np.strip() else 0.0,
+        "attach_other": numeric * coverage(query, other_np)[0] if other_np.strip() else 0.0,
+        "respectively": coverage(query, resp_item)[0] if resp_item else 0.0,
         **_clause_features(span, clauses or []),
     }
     return feats

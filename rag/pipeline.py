@@ -17,6 +17,7 @@ from index.store import IndexStore
 from index.textnorm import to_simplified
 from rag.candidates import Span, extract_spans
 from rag.features import (
+    NUMERIC_CTYPES,
     abstain_features,
     candidate_features,
     question_head,
@@ -186,6 +187,19 @@ class Pipeline:
             self._span_cache[row] = spans
         return spans
 
+    def _number_offsets(self, row: int) -> list[tuple[int, int]]:
+        """Sentence-relative offsets of a sentence's outermost numbers (years and dates aside)."""
+        base = self.store.sentences[row].start
+        spans = [
+            (sp.start - base, sp.end - base)
+            for sp in self._spans(row)
+            if sp.ctype in NUMERIC_CTYPES and sp.ctype not in ("year", "date")
+        ]
+        outer = [
+            a for a in spans if not any(b != a and b[0] <= a[0] and a[1] <= b[1] for b in spans)
+        ]
+        return sorted(set(outer))
+
     def _clause_sims(self, row: int, qvec: np.ndarray) -> list[tuple[int, int, float]]:
         """``(start, end, similarity to the question)`` of each clause of a sentence."""
         clauses = self.store.clauses_by_sentence.get(row, [])
@@ -220,6 +234,7 @@ class Pipeline:
             ]
             if any(ok and rel for (ok, _), rel in zip(agree, relevant, strict=True)):
                 spans = [x for x, (_, clash) in zip(spans, agree, strict=True) if not clash]
+        numbers = {row: self._number_offsets(row) for row in clause_of}
         out = []
         for rank, s, sp, text in spans:
             f = candidate_features(
@@ -233,6 +248,7 @@ class Pipeline:
                 counts[to_simplified(text).lower()],
                 head,
                 clause_of.get(s.row, []),
+                numbers[s.row],
             )
             out.append(Candidate(s.doc_id, sp.start, sp.end, text, sp.ctype, s, sp.unit, f, 0.0))
         probs = softmax([self.weights.candidate.logit(c.features) for c in out])
@@ -281,13 +297,23 @@ class Pipeline:
         with self._lock:  # the embedding engine, FAISS and bm25s objects are shared
             qvec = self.embedder.embed([query.text], is_query=True)[0]
             t2 = time.perf_counter()
-            hits = self.retriever.search(query, qvec, k or self.retrieve_k)
+            search: dict[str, float] = {}
+            hits = self.retriever.search(query, qvec, k or self.retrieve_k, search)
             t3 = time.perf_counter()
             sentences = self._sentences(query, qvec, hits)
-        candidates = self._candidates(query, qvec, sentences)
         t4 = time.perf_counter()
+        candidates = self._candidates(query, qvec, sentences)
         abstain = self._abstain_features(query, candidates)
-        timings = {"analyze": t1 - t0, "embed": t2 - t1, "retrieve": t3 - t2, "extract": t4 - t3}
+        t5 = time.perf_counter()
+        timings = {
+            "analyze": t1 - t0,
+            "embed": t2 - t1,
+            "dense": search.get("dense", 0.0),
+            "lexical": search.get("lexical", 0.0),
+            "fusion": t3 - t2 - sum(search.values()),
+            "sentences": t4 - t3,
+            "extract": t5 - t4,
+        }
         return Trace(
             query,
             hits,

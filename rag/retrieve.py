@@ -7,6 +7,7 @@ crowd out the one in the other language that holds the answer.
 
 from __future__ import annotations
 
+import time
 from typing import Literal
 
 import numpy as np
@@ -72,15 +73,25 @@ class HybridRetriever:
         scores, ids = self.store.dense.search(vector.reshape(1, -1).astype(np.float32), min(n, k))
         return {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
 
-    def search(self, query: Query, vector: np.ndarray, k: int) -> list[Hit]:
-        """The ``k`` best passages of each document language, fused, best first."""
+    def search(
+        self, query: Query, vector: np.ndarray, k: int, timings: dict[str, float] | None = None
+    ) -> list[Hit]:
+        """The ``k`` best passages of each document language, fused, best first.
+
+        ``timings``, when given, receives the seconds spent in dense and lexical search.
+        """
         n = len(self.store.passages)
         if n == 0:
             return []
+        t0 = time.perf_counter()
         dense = self.dense_scores(vector, max(4 * k, 64)) if self.mode != "lexical" else {}
+        t1 = time.perf_counter()
         lex_all = (
             self.store.lexical_passages.scores(query_terms(query)) if self.mode != "dense" else None
         )
+        if timings is not None:
+            timings["dense"] = t1 - t0
+            timings["lexical"] = time.perf_counter() - t1
         hits: list[Hit] = []
         for is_zh in (False, True):
             pool = np.flatnonzero(self._lang == is_zh)

@@ -1,0 +1,104 @@
+"""``rag bench index``: cold build and unchanged re-index of a corpus, per embedder.
+
+Embedding time is measured inside the build by a timing proxy around the embedder, so
+``overhead_pct`` (everything that is not embedding: loading, cleaning, splitting, FAISS,
+BM25, SQLite, fsync) is measured in the same run as the total.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import machine, median, rss_mb
+
+log = logging.getLogger(__name__)
+
+
+class TimedEmbedder:
+    """Delegates to an embedder and adds up the seconds spent in ``embed``."""
+
+    def __init__(self, inner: Any):
+        """Wrap ``inner``."""
+        self.inner = inner
+        self.seconds = 0.0
+        self.texts = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def warm_up(self) -> None:
+        """Load the wrapped model."""
+        self.inner.warm_up()
+
+    def embed(self, texts: list[str], *, is_query: bool = False) -> Any:
+        """Embed through the wrapped embedder, timing the call."""
+        t0 = time.perf_counter()
+        out = self.inner.embed(texts, is_query=is_query)
+        self.seconds += time.perf_counter() - t0
+        self.texts += len(texts)
+        return out
+
+
+def run_one(
+    seeds_dir: Path, embedder: Any, *, rounds: int = 1, chunk_tokens: int = 200
+) -> dict[str, Any]:
+    """Cold builds (``rounds`` of them, each into a fresh directory) and one unchanged re-run."""
+    from index.build import build_index
+
+    t0 = time.perf_counter()
+    embedder.warm_up()
+    embedder.embed(["warm-up"])
+    load_s = time.perf_counter() - t0
+    cold, embed_s, passages, texts = [], [], 0, 0
+    reindex: list[float] = []
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory(prefix="rag-bench-index-") as tmp:
+            timed = TimedEmbedder(embedder)
+            report = build_index(seeds_dir, Path(tmp), timed, chunk_tokens=chunk_tokens)
+            cold.append(report.seconds)
+            embed_s.append(timed.seconds)
+            passages, texts = report.passages, timed.texts
+            t0 = time.perf_counter()
+            again = build_index(seeds_dir, Path(tmp), timed, chunk_tokens=chunk_tokens)
+            reindex.append(time.perf_counter() - t0)
+            if again.changed:
+                log.warning("an unchanged corpus was re-indexed: %s", again)
+    total, emb = median(cold), median(embed_s)
+    return {
+        "embedder": embedder.name,
+        "threads": getattr(embedder, "threads", None),
+        "model_load_s": round(load_s, 2),
+        "batch_size": getattr(embedder, "batch_size", None),
+        "passages": passages,
+        "texts_embedded": texts,
+        "cold_s": round(total, 2),
+        "embed_s": round(emb, 2),
+        "overhead_pct": round(100 * (total - emb) / total, 1) if total else 0.0,
+        "passages_per_s": round(passages / total, 2) if total else 0.0,
+        "texts_per_s": round(texts / emb, 1) if emb else 0.0,
+        "reindex_unchanged_s": round(median(reindex), 3),
+    }
+
+
+def run(seeds_dir: Path, embedders: list[Any], *, rounds: int = 1) -> dict[str, Any]:
+    """Benchmark each embedder backend on the same corpus, side by side."""
+    rows = []
+    for emb in embedders:
+        log.info("benchmarking index build with %s", emb.name)
+        rows.append(run_one(seeds_dir, emb, rounds=rounds))
+    first = rows[0]
+    return {
+        "cold_s": first["cold_s"],
+        "overhead_pct": first["overhead_pct"],
+        "reindex_unchanged_s": first["reindex_unchanged_s"],
+        "passages_per_s": first["passages_per_s"],
+        "backends": rows,
+        "rounds": rounds,
+        "max_rss_mb": round(rss_mb(peak=True), 1),
+        "targets": {"overhead_pct": 20, "reindex_unchanged_s": 2},
+        **machine(),
+    }

@@ -1,0 +1,102 @@
+"""Smoke tests: every benchmark runs at a tiny size and reports its headline keys."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import index as bench_index
+from bench import load as bench_load
+from bench import query as bench_query
+from bench import scale as bench_scale
+from bench.common import record
+from tests.conftest import ROOT
+
+
+def test_query_bench_reports_latency_and_floor(fake_pipeline):
+    figures = bench_query.run(
+        fake_pipeline, ["How many coal mines?", "山西有多少座煤矿？"], rounds=2
+    )
+    assert {"p50_ms", "p95_ms", "floor_ratio", "embed_p50_ms", "dense_p50_ms"} <= set(figures)
+    assert figures["p95_ms"] >= figures["p50_ms"] > 0
+    assert figures["floor_ratio"] >= 1.0  # the pipeline embeds the question too
+
+
+def test_index_bench_cold_and_unchanged(corpus_dir, fake_embedder):
+    figures = bench_index.run(corpus_dir, [fake_embedder])
+    row = figures["backends"][0]
+    assert row["passages"] > 0 and row["texts_embedded"] > row["passages"]
+    assert 0 <= figures["overhead_pct"] <= 100
+    assert figures["reindex_unchanged_s"] < figures["cold_s"]
+
+
+def test_scale_bench_small_recall_and_speed():
+    figures = bench_scale.run(3000, queries=20)
+    assert figures["factory"] == "Flat"  # exact below 10k vectors: recall is perfect
+    assert figures["recall_at_10"] == 1.0
+    assert figures["lexical_passages"] == 3000 and figures["lexical_p95_ms"] > 0
+    ivf = bench_scale.run_dense(12_000, queries=20)
+    assert ivf["factory"].startswith("IVF")
+    assert ivf["recall_at_10"] >= 0.9
+
+
+def test_record_appends_a_dated_row(tmp_path: Path):
+    log = tmp_path / "RESULTS.md"
+    record("query", {"p50_ms": 1.0, "nested": {"x": 1}}, path=log, command="rag bench query")
+    record("query", {"p50_ms": 2.0}, path=log, command="rag bench query")
+    rows = [r for r in log.read_text().splitlines() if r.startswith("| 20")]
+    assert len(rows) == 2 and '"p50_ms": 2.0' in rows[1] and "nested" not in rows[0]
+
+
+def test_wrk_script_rotates_questions_and_sends_keys():
+    script = bench_load.lua_script(["a?", "山西?"], "k-1")
+    assert '[==[{"question": "山西?"}]==]' in script
+    assert "Bearer k-1" in script and "WRKJSON" in script
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk not installed (.ci/run installs it)")
+def test_load_bench_real_server_under_wrk(tmp_path, corpus_dir):
+    import os
+
+    env = dict(os.environ)
+    env.update(
+        RAG_SEEDS_DIR=str(corpus_dir),
+        RAG_INDEX_DIR=str(tmp_path / "index"),
+        RAG_LOG_LEVEL="WARNING",
+    )
+    results = tmp_path / "RESULTS.md"
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "rag.cli",
+            "bench",
+            "load",
+            "--workers",
+            "1",
+            "--connections",
+            "2",
+            "--duration",
+            "2",
+            "--json",
+            "--results",
+            str(results),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    figures = json.loads(out.stdout.strip().splitlines()[-1])
+    assert figures["errors"] == 0 and figures["requests"] > 0 and figures["rps"] > 0
+    assert figures["server_rss_idle_mb"] > 50
+    assert "bench load" in results.read_text()
