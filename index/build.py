@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from index.clean import clean_document
+from index.clean import CLEANER_VERSION, clean_document
 from index.load import load_documents
 from index.split import split_clauses, split_document
 from index.store import (
@@ -127,6 +127,7 @@ def build_index(
         "tokenizer": encoding,
         "factory": factory,
         "format_version": FORMAT_VERSION,
+        "cleaner_version": CLEANER_VERSION,
     }
     checksum = corpus_checksum(raw, params)
     with writer_lock(index_dir):

@@ -85,6 +85,13 @@ def _is_mojibake_mark(text: str, i: int) -> bool:
     return bool(ORPHAN_TAIL_RE.match(text, i + 1))
 
 
+# ASCII punctuation inside a garbled run is a decoded trail byte ("惠商?!崩塾"), and a "!"
+# kept there would end the sentence in the middle of a clause.
+STRAY_PUNCT = frozenset("!\"#$%&'*+/;<=>@[\\]^_`{|}~")
+# Bumped whenever cleaning changes its output for the same input, so indexes are rebuilt.
+CLEANER_VERSION = 2
+
+
 def mark_mojibake(chars: Chars) -> Chars:
     """Drop '?' mojibake marks and orphaned pinyin tails; flag the characters around them.
 
@@ -114,6 +121,9 @@ def mark_mojibake(chars: Chars) -> Chars:
                 break
             if ANNOTATION_RE.match(text, i + 1):
                 break
+            if ch.isascii() and ch in STRAY_PUNCT:  # a stray byte, not punctuation: drop it
+                i += 1
+                continue
             out.append((ch, True))
             i += 1
         if out and not out[-1][1]:

@@ -12,7 +12,7 @@ import re
 from index.textnorm import char_pinyin, segment_pinyin, stem, to_simplified
 from rag.candidates import Span
 from rag.lexicon import en_to_zh, measure_word_fits, zh_to_en
-from rag.match import coverage
+from rag.match import coverage, phrase_coverage
 from rag.types import Query
 
 # How well a candidate type answers a question type (0..1); a linguistic prior.
@@ -417,9 +417,9 @@ def candidate_features(
         "after_from": float(bool(FROM_CUES.search(before))),
         "cross": float(bool(re.search(r"[\u4e00-\u9fff]", sent_text)) != (query.lang == "zh")),
         "zh_one": float(bool(ZH_ONE_RE.fullmatch(cand_text))),
-        "attach_own": numeric * coverage(query, own_np)[0] if own_np.strip() else 0.0,
-        "attach_other": numeric * coverage(query, other_np)[0] if other_np.strip() else 0.0,
-        "respectively": coverage(query, resp_item)[0] if resp_item else 0.0,
+        "attach_own": numeric * phrase_coverage(query, own_np),
+        "attach_other": numeric * phrase_coverage(query, other_np),
+        "respectively": phrase_coverage(query, resp_item) if resp_item else 0.0,
         **_clause_features(span, clauses or []),
     }
     return feats

@@ -47,6 +47,9 @@ class SentenceView:
     is_zh: bool
     stems: tuple[tuple[str, int, int], ...]
     pinyin_pairs: tuple[tuple[str, int, int], ...]
+    stem_at: dict[str, list[tuple[int, int]]]
+    pair_at: dict[str, list[tuple[int, int]]]
+    nocomma: str
 
 
 @lru_cache(maxsize=8192)
@@ -74,7 +77,15 @@ def view(text: str) -> SentenceView:
         word_syl = segment_pinyin(m.group(0))
         for i in range(len(word_syl) - 1):
             pairs.append((f"{word_syl[i]}_{word_syl[i + 1]}", m.start(), m.end()))
-    return SentenceView(text, simp, is_zh, stems, tuple(pairs))
+    stem_at: dict[str, list[tuple[int, int]]] = {}
+    for t, a, b in stems:
+        stem_at.setdefault(t, []).append((a, b))
+    pair_at: dict[str, list[tuple[int, int]]] = {}
+    for t, a, b in pairs:
+        pair_at.setdefault(t, []).append((a, b))
+    return SentenceView(
+        text, simp, is_zh, stems, tuple(pairs), stem_at, pair_at, text.replace(",", "")
+    )
 
 
 def _name_pairs(word: str) -> tuple[str, ...]:
@@ -137,24 +148,23 @@ def find(unit: Unit, sv: SentenceView) -> list[tuple[int, int]]:
     for form in unit.forms:
         kind, _, body = form.partition(":") if ":" in form else ("num", "", form)
         if unit.kind == "number":
-            out.extend(
-                (m.start(), m.end())
-                for m in re.finditer(
-                    rf"(?<![\d.]){re.escape(form)}(?![\d])", sv.text.replace(",", "")
+            if form in sv.nocomma:
+                out.extend(
+                    (m.start(), m.end())
+                    for m in re.finditer(rf"(?<![\d.]){re.escape(form)}(?![\d])", sv.nocomma)
                 )
-            )
         elif kind == "en":
-            out.extend((s, e) for t, s, e in sv.stems if t == body)
+            out.extend(sv.stem_at.get(body, ()))
         elif kind == "zh":
             start = sv.simp.find(body)
             while start >= 0:
                 out.append((start, start + len(body)))
                 start = sv.simp.find(body, start + 1)
         elif kind == "py":
-            out.extend((s, e) for t, s, e in sv.pinyin_pairs if t == body)
+            out.extend(sv.pair_at.get(body, ()))
     if unit.kind == "name" and out:
-        found = {f for f in unit.forms if any(t == f[3:] for t, _, _ in sv.pinyin_pairs)}
-        if len(found) * 2 < len(unit.forms):
+        found = sum(1 for f in unit.forms if f[3:] in sv.pair_at)
+        if found * 2 < len(unit.forms):
             return []
     return out
 
@@ -181,6 +191,9 @@ def coverage(query: Query, text: str) -> tuple[float, list[tuple[int, int]], flo
     return hit / total, positions, (name_hit / len(names) if names else 1.0)
 
 
+COUNTRY_WORDS = frozenset({"china", "chinese"})
+COUNTRY_EN = frozenset({"national", "nationwide", "country", "nation"})
+COUNTRY_ZH = ("全国", "我国", "中国", "国家", "全國", "國家")
 ZH_PROPER = frozenset("ns nr nt nz nrt nrfg j".split())
 QUESTION_WORDS = frozenset(
     "what which who whom whose when where why how in on at by of for the a an to from".split()
@@ -222,6 +235,9 @@ def entity_units(query: Query, sentence_is_zh: bool) -> tuple[Unit, ...]:
                     forms += [f"zh:{t}" for t in en_to_zh(w.lower()) if len(t) >= 2]
                 else:
                     forms.append(f"en:{stem(w.lower())}")
+                if w.lower() in COUNTRY_WORDS:  # Chinese news says "national", 全国, 我国
+                    forms += [f"zh:{t}" for t in COUNTRY_ZH] if sentence_is_zh else []
+                    forms += [f"en:{stem(t)}" for t in COUNTRY_WORDS | COUNTRY_EN]
                 if forms:
                     units.append(Unit("entity", tuple(forms)))
     else:
@@ -255,7 +271,47 @@ def entity_coverage(query: Query, text: str) -> float:
 def _found_form(form: str, sv: SentenceView) -> bool:
     kind, _, body = form.partition(":")
     if kind == "en":
-        return any(t == body for t, _, _ in sv.stems)
+        return body in sv.stem_at
     if kind == "zh":
         return body in sv.simp
-    return any(t == body for t, _, _ in sv.pinyin_pairs)
+    return body in sv.pair_at
+
+
+@lru_cache(maxsize=1024)
+def _phrase_forms(query: Query, sentence_is_zh: bool) -> tuple[tuple[str, ...], ...]:
+    """Each phrase word's forms in the sentence's language (stems, or simplified Chinese)."""
+    out: list[tuple[str, ...]] = []
+    for w in query.phrase:
+        if query.lang == "en" and not sentence_is_zh:
+            out.append((f"en:{stem(w)}",))
+        elif query.lang == "en":
+            forms = tuple(f"zh:{t}" for t in en_to_zh(w) if len(t) >= 2)
+            if forms:
+                out.append(forms)
+        elif sentence_is_zh:
+            out.append((f"zh:{w}",))
+        else:
+            forms = tuple(f"en:{t}" for t in zh_to_en(w))
+            if forms:
+                out.append(forms)
+    return tuple(out)
+
+
+def phrase_coverage(query: Query, text: str) -> float:
+    """Share of the asked-about phrase's words that a (short) text contains.
+
+    "How many *new R&D institutions*": the phrase right after 477 in "477 new R&D
+    institutions, 84 incubators" has all three; the one after 84 has none.
+    """
+    if not text.strip():
+        return 0.0
+    sv = view(text)
+    units = _phrase_forms(query, sv.is_zh)
+    if not units:
+        return 0.0
+    found = sum(any(_found_form(f, sv) for f in forms) for forms in units)
+    if query.lang == "zh" and sv.is_zh:  # jieba may cut the text differently: char bigrams
+        grams = {w[i : i + 2] for w in query.phrase for i in range(len(w) - 1)}
+        if grams:
+            return max(found / len(units), sum(g in sv.simp for g in grams) / len(grams))
+    return found / len(units)

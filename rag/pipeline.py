@@ -154,6 +154,7 @@ class Pipeline:
                 dense_rank[idx[np.argsort(-dense[idx])]] = np.arange(idx.size)
                 top = lex[idx].max()
                 bm25[idx] = lex[idx] / top if top > 0 else 0.0
+        clause_max = self._clause_max(rows, qvec, dense)
         out = []
         for i, r in enumerate(rows):
             s = store.sentences[r]
@@ -167,7 +168,7 @@ class Pipeline:
                 best_rank[r][0],
                 bool(is_zh[i]) == q_zh,
                 frozenset(sp.ctype for sp in self._spans(r)),
-                max((v for _, _, v in self._clause_sims(r, qvec)), default=float(dense[i])),
+                float(clause_max[i]),
             )
             out.append(ScoredSentence(r, s.doc_id, s.start, s.end, text, 0.0, f, best_rank[r][1]))
         return self.rank_sentences(out)
@@ -199,6 +200,25 @@ class Pipeline:
             a for a in spans if not any(b != a and b[0] <= a[0] and a[1] <= b[1] for b in spans)
         ]
         return sorted(set(outer))
+
+    def _clause_max(self, rows: list[int], qvec: np.ndarray, dense: np.ndarray) -> np.ndarray:
+        """Each sentence's best clause similarity (its own similarity if it has no clauses)."""
+        out = np.array(dense, dtype=np.float32)
+        vectors = self.store.clause_vectors
+        if vectors is None or not len(vectors):
+            return out
+        ids: list[int] = []
+        owner: list[int] = []
+        for i, r in enumerate(rows):
+            for c in self.store.clauses_by_sentence.get(r, ()):
+                ids.append(c[0])
+                owner.append(i)
+        if not ids:
+            return out
+        sims = np.asarray(vectors[ids]) @ qvec
+        best = np.full(len(rows), -np.inf, dtype=np.float32)
+        np.maximum.at(best, np.asarray(owner), sims.astype(np.float32))
+        return np.where(np.isfinite(best), best, out)
 
     def _clause_sims(self, row: int, qvec: np.ndarray) -> list[tuple[int, int, float]]:
         """``(start, end, similarity to the question)`` of each clause of a sentence."""

@@ -45,6 +45,10 @@ EN_RULES: list[tuple[str, QuestionType]] = [
         r"\bby how much\b|\bhow much did .* (?:grow|rise|fall|drop|increase|decrease|decline|cut|fall)\b|\bhow fast did\b.*\bgrow",
         "percent",
     ),
+    (
+        r"\b(?:what|how much)\b.*\b(?:gdp|price|registered capital|revenue|turnover|output value|sales|budget|market value|valuation)\b",
+        "money",
+    ),
     (r"\bhow many\b", "count"),
     (
         r"\bhow (?:large|big|tall|high|thick|fast|hot|cold|heavy|far|deep|wide|long|much)\b|\bwhat (?:size|speed|temperature|area|capacity|length|height|weight|radius|level)\b|\bwithin what radius\b|\bto what (?:size|speed|level)\b",
@@ -77,7 +81,9 @@ ZH_RULES: list[tuple[str, QuestionType]] = [
     (r"多久.*一次|多长时间.*一次|频率|每隔多久", "frequency"),
     (r"多久|多长时间|多少天|多少小时|多少分钟|营业时间", "duration"),
     (
-        r"多少钱|多少资金|投资(?:了)?多少|花费多少|耗资|赔付(?:了)?多少(?:钱|金额)|多少元|金额",
+        r"多少钱|多少资金|投资(?:了)?多少|花费多少|耗资|赔付(?:了)?多少(?:钱|金额)|多少元|金额|"
+        r"(?:资本|资金|售价|价格|价钱|成本|收入|营收|利润|产值|生产总值|gdp|市值|估值|预算|销售额)"
+        r"(?:是|为|达到?|约|有)?多少",
         "money",
     ),
     (
@@ -135,6 +141,53 @@ def _target(norm: str, lang: str) -> tuple[str, tuple[str, ...]]:
     return head, en_to_zh(head)
 
 
+EN_PHRASE_RES = (
+    EN_TARGET_RE,
+    re.compile(
+        r"\bhow (?:much|fast) (?:did|does|has|have|had|will|was|were|is|are) ((?:[a-z0-9'&\-]+ ){0,8}?)"
+        r"(?:rise|grow|increase|fall|drop|decline|decrease|improve|expand|shrink|go up|go down)"
+    ),
+    re.compile(
+        r"\bwhat (?:is|was|are|were|will be) (?:the )?((?:[a-z0-9'&\-]+ ){0,8}?[a-z0-9'&\-]+)(?= of\b| in\b| at\b| for\b| by\b|\?|$)"
+    ),
+)
+ZH_PHRASE_AFTER_RE = re.compile(
+    r"(?:多少|几)[个家座项种户人位名所条台辆次届批]?([\u4e00-\u9fff]{2,12})"
+)
+ZH_PHRASE_BEFORE_RE = re.compile(
+    r"([\u4e00-\u9fff]{2,12}?)(?:提高|增长|下降|降低|减少|增加|上升|达到|是|为|有)?了?(?:多少|几)"
+)
+
+
+def _phrase(text: str, norm: str, lang: str) -> tuple[str, ...]:
+    """Content words of the asked-about phrase, names and years left out."""
+    if lang == "en":
+        names = {w.lower() for w in re.findall(r"\b[A-Z][A-Za-z\-]+", text[1:])}
+        for rx in EN_PHRASE_RES:
+            m = rx.search(norm)
+            if m and m.group(1).strip():
+                words = re.findall(r"[a-z0-9&\-]+", re.sub(r"['’]s\b", "", m.group(1)))
+                keep = [
+                    w
+                    for w in words
+                    if w not in EN_STOPWORDS and w not in names and not YEAR_RE.fullmatch(w)
+                ]
+                if keep:
+                    return tuple(keep)
+        return ()
+    m = ZH_PHRASE_AFTER_RE.search(norm) or ZH_PHRASE_BEFORE_RE.search(norm)
+    if not m:
+        return ()
+    jieba = jieba_module()
+    words = []
+    for tok in jieba.posseg.cut(m.group(1)):
+        # places and organisations are constraints, not the phrase (jieba's "nr" is too
+        # unreliable to drop: it tags 智能化 as a person's name)
+        if CJK_RUN_RE.fullmatch(tok.word) and len(tok.word) >= 2 and tok.flag not in ("ns", "nt"):
+            words.append(tok.word)
+    return tuple(w for w in words if w not in ("多少", "几", "什么", "哪些"))
+
+
 def analyze(question: str) -> Query:
     """Analyse a question: language, type, target noun, years, names, matching terms."""
     text = unicodedata.normalize("NFKC", question).strip()
@@ -176,4 +229,5 @@ def analyze(question: str) -> Query:
         en_terms=tuple(en_terms),
         names=tuple(names),
         pinyin=tuple(dict.fromkeys(pinyin_terms(text))),
+        phrase=_phrase(text, norm, lang),
     )

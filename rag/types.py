@@ -59,6 +59,9 @@ class Query:
     en_terms: tuple[str, ...] = ()
     names: tuple[str, ...] = ()
     pinyin: tuple[str, ...] = ()
+    # Content words of the phrase the question asks about ("how many *new R&D institutions*",
+    # "多少家*科技型中小企业*"), without names, years and question words.
+    phrase: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -51,3 +51,30 @@ def test_compound_modifiers_are_not_values():
     _, got = spans_of("It formed 6 100-billion-level industrial chains.")
     texts = {t for t, _ in got}
     assert "6" in texts and "100" not in texts
+
+
+def test_numbers_attach_to_the_phrase_after_them_in_english_and_before_in_chinese():
+    from rag.features import attached_phrases
+
+    en = "Hubei has 163 innovation platforms, 477 new R&D institutions and 84 incubators."
+    i = en.index("477")
+    assert attached_phrases(en, (i, i + 3))[1].strip() == "new R&D institutions"
+    zh = "山西培育专精特新中小企业626家、科技型企业1599家。"
+    j = zh.index("1599")
+    assert attached_phrases(zh, (j, j + 5))[0] == "科技型企业"
+
+
+def test_respectively_pairs_each_number_with_its_item():
+    from rag.features import respectively_item
+
+    text = "Urban and rural incomes rose by 4.2% and 7.1% respectively."
+    nums = [
+        (text.index("4.2%"), text.index("4.2%") + 4),
+        (text.index("7.1%"), text.index("7.1%") + 4),
+    ]
+    assert respectively_item(text, nums[1], nums) == "rural incomes rose by"
+    assert respectively_item(text, nums[0], nums) == "Urban"
+    zh = "城镇和农村居民收入分别增长4.2%和7.1%。"
+    zn = [(zh.index("4.2%"), zh.index("4.2%") + 4), (zh.index("7.1%"), zh.index("7.1%") + 4)]
+    assert respectively_item(zh, zn[1], zn).startswith("农村")
+    assert respectively_item("Incomes rose by 4.2% and 7.1%.", (15, 19), [(15, 19), (24, 28)]) == ""

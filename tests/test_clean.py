@@ -28,6 +28,12 @@ def test_mojibake_marks_are_dropped_and_neighbours_flagged():
     assert not doc.touches_damage(clean_start, clean_start + 2)
 
 
+def test_stray_ascii_punctuation_in_a_garbled_run_does_not_end_the_sentence():
+    text, _ = clean_text("截至2024年底,全省“惠商?!崩塾?jì)賠付戶數(shù)4.39萬戶。")
+    assert "!" not in text and "4.39萬戶" in text
+    assert clean_text("好!很好。")[0] == "好!很好。", "outside damage '!' is punctuation"
+
+
 def test_full_width_question_mark_is_not_mojibake():
     text, damaged = clean_text("這是什麼？我們不知道。")
     assert damaged == ()

@@ -35,3 +35,25 @@ def test_rrf_prefers_items_ranked_well_by_both():
     fused = rrf([[1, 2, 3], [3, 1, 4]], k=60)
     assert max(fused, key=fused.__getitem__) == 1
     assert fused[3] > fused[2] and 4 in fused
+
+
+def test_china_is_found_as_national_in_english_and_chinese():
+    from rag.match import entity_coverage
+    from rag.query import analyze
+
+    q = analyze("How many advanced manufacturing clusters did China have in 2022?")
+    assert entity_coverage(q, "There were 45 national advanced manufacturing clusters.") == 1.0
+    assert entity_coverage(q, "全国共有45个先进制造业集群。") == 1.0
+    assert entity_coverage(q, "Hunan had 4 clusters.") == 0.0
+
+
+def test_phrase_coverage_within_and_across_languages():
+    from rag.match import phrase_coverage
+    from rag.query import analyze
+
+    q = analyze("How many new R&D institutions did Hubei have in 2023?")
+    assert phrase_coverage(q, " new R&D institutions") > phrase_coverage(q, " incubators") == 0.0
+    zq = analyze("2023年湖北有多少家科技型中小企业?")
+    assert phrase_coverage(zq, "科技型中小企業") == 1.0, "traditional script matches too"
+    assert phrase_coverage(zq, "高新技术企业") < 0.5
+    assert phrase_coverage(zq, "") == 0.0

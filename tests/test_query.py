@@ -26,6 +26,10 @@ from rag.query import analyze
         ("株洲轨道交通装备产业集群在全球排名第几?", "rank"),
         ("山西“三个一批”活动多久举办一次?", "frequency"),
         ("《光明日报》这篇报道刊登于哪一天?", "date"),
+        ("某科技有限公司的注册资本是多少?", "money"),
+        ("这款手机的售价是多少?", "money"),
+        ("What was the city's GDP in 2023?", "money"),
+        ("What was the city's GDP growth rate in 2023?", "percent"),
     ],
 )
 def test_question_types(question, qtype):
@@ -37,6 +41,7 @@ def test_target_noun_and_translation():
     assert q.target == "mines"
     assert "矿" in q.target_zh
     assert analyze("山西有多少家企业?").target == "家"
+    assert analyze("How many new R&D institutions did Hubei have?").target == "institutions"
 
 
 def test_constraints_and_script():
@@ -51,3 +56,19 @@ def test_constraints_and_script():
 def test_pinyin_terms_for_names():
     q = analyze("Where is Dingxiang County?")
     assert "py:ding_xiang" in q.pinyin
+
+
+@pytest.mark.parametrize(
+    "question,phrase",
+    [
+        ("How many new R&D institutions did Hubei have in 2023?", ("new", "r&d", "institutions")),
+        (
+            "By how much did per capita disposable income of Jiangxi's rural residents rise?",
+            ("capita", "disposable", "income", "rural", "residents"),
+        ),
+        ("2023年湖北有多少家科技型中小企业?", ("科技型", "中小企业")),
+        ("山西有多少座智能化煤矿?", ("智能化", "煤矿")),
+    ],
+)
+def test_asked_phrase_leaves_out_names_and_years(question, phrase):
+    assert analyze(question).phrase == phrase
