@@ -25,6 +25,7 @@ from prometheus_client import (
 )
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.chat import chat_router
 from api.schemas import (
     AskRequest,
     AskResponse,
@@ -165,15 +166,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return _error(exc.status_code, exc.kind, str(exc))
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = (
             exc.errors()[0]
             if exc.errors()
             else {"loc": ("body",), "msg": "invalid request", "type": ""}
         )
+        field = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        if request.url.path.startswith("/v1/chat/"):  # OpenAI clients expect 400s
+            return JSONResponse(
+                {
+                    "error": {
+                        "message": f"{field}: {first.get('msg', 'invalid value')}"
+                        if first.get("type") != "json_invalid"
+                        else "request body is not valid JSON",
+                        "type": "invalid_request_error",
+                        "param": field,
+                        "code": first.get("type") or None,
+                    }
+                },
+                status_code=400,
+            )
         if first.get("type") == "json_invalid":
             return _error(400, "malformed_json", "request body is not valid JSON")
-        field = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
         return _error(422, "validation_error", f"{field}: {first.get('msg', 'invalid value')}")
 
     @app.exception_handler(StarletteHTTPException)
@@ -291,6 +306,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return Response(status_code=204)
 
     app.include_router(v1)
+    app.include_router(
+        chat_router(lambda q: service.current().ask(q), settings.chat_model, require_key)
+    )
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -55,11 +56,18 @@ def clustered_vectors(
 
 
 def _single_query_ms(index: Any, queries: np.ndarray, k: int = 10) -> list[float]:
+    """Per-query latency, one thread (as the service searches: one question per call)."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
     times = []
-    for q in queries:
-        t0 = time.perf_counter()
-        index.search(q.reshape(1, -1), k)
-        times.append((time.perf_counter() - t0) * 1000)
+    try:
+        for q in queries:
+            t0 = time.perf_counter()
+            index.search(q.reshape(1, -1), k)
+            times.append((time.perf_counter() - t0) * 1000)
+    finally:
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
     return times
 
 

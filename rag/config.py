@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     cors_origins: str = Field("", description="Comma-separated allowed origins.")
     max_body_bytes: int = Field(2_000_000, ge=1024)
     max_question_chars: int = Field(2000, ge=1)
+    chat_model: str = Field("rag-news-qa", description="Model id of the chat completions API.")
     log_level: str = "INFO"
 
     def key_list(self) -> list[str]:

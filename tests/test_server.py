@@ -156,3 +156,54 @@ def test_cli_index_ask_and_errors(tmp_path, corpus_dir):
         timeout=300,
     )
     assert ev.returncode == 2 and "bad.jsonl:1" in ev.stderr and "Traceback" not in ev.stderr
+
+
+def test_openai_sdk_against_the_server(server):
+    import openai
+
+    base, headers, mode = server
+    key = headers.get("Authorization", "Bearer none").split()[-1]
+    client = openai.OpenAI(base_url=f"{base}/v1", api_key=key, max_retries=0, timeout=60)
+    assert [m.id for m in client.models.list()] == ["rag-news-qa"]
+    q = "How many intelligent coal mines had Shanxi built by the end of 2024?"
+    resp = client.chat.completions.create(
+        model="rag-news-qa", messages=[{"role": "user", "content": q}], temperature=0
+    )
+    assert "268" in (resp.choices[0].message.content or "")
+    citations = (resp.model_extra or {})["citations"]
+    assert citations[0]["doc_id"] == "en_coal" and "268" in citations[0]["snippet"]
+    assert resp.usage and resp.usage.completion_tokens > 0
+
+    stream = client.chat.completions.create(
+        model="rag-news-qa", messages=[{"role": "user", "content": q}], stream=True
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "268" in text and "Sources:" in text
+    assert (chunks[-1].model_extra or {})["citations"][0]["doc_id"] == "en_coal"
+
+    follow = client.chat.completions.create(
+        model="rag-news-qa",
+        messages=[
+            {"role": "user", "content": "2023年湖北有多少家科技型中小企业？"},
+            {"role": "assistant", "content": "答案：35000家 [1]。"},
+            {"role": "user", "content": "那新增研发机构呢？"},
+        ],
+    )
+    assert "477" in (follow.choices[0].message.content or "")
+
+    none = client.chat.completions.create(
+        model="rag-news-qa",
+        messages=[{"role": "user", "content": "Who wrote Pride and Prejudice?"}],
+    )
+    assert (none.model_extra or {})["answer"] is None
+    assert "does not contain" in (none.choices[0].message.content or "")
+
+    with pytest.raises(openai.BadRequestError):
+        client.chat.completions.create(model="rag-news-qa", messages=[])
+    if mode == "keyed":
+        bad = openai.OpenAI(base_url=f"{base}/v1", api_key="wrong", max_retries=0)
+        with pytest.raises(openai.AuthenticationError):
+            bad.chat.completions.create(
+                model="rag-news-qa", messages=[{"role": "user", "content": q}]
+            )
