@@ -9,8 +9,9 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+import anyio
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -26,6 +27,7 @@ from prometheus_client import (
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.chat import chat_router
+from api.limits import RateLimiter, client_id, retry_after
 from api.schemas import (
     AskRequest,
     AskResponse,
@@ -42,6 +44,7 @@ from api.service import Service, check_doc_id
 from index.errors import DocumentNotFoundError, RagError
 from rag.config import Settings, get_settings
 
+T = TypeVar("T")
 log = logging.getLogger("api")
 access_log = logging.getLogger("api.access")
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -50,7 +53,9 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody},
     413: {"model": ErrorBody},
     422: {"model": ErrorBody},
+    429: {"model": ErrorBody},
     503: {"model": ErrorBody},
+    504: {"model": ErrorBody},
 }
 
 
@@ -125,17 +130,47 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["*"],
         )
 
+    limiter = (
+        RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+        if settings.rate_limit_per_minute
+        else None
+    )
+
+    async def bounded(fn: Callable[[], T]) -> T:
+        """Run blocking pipeline work in a thread within the request budget (504 past it)."""
+        try:
+            with anyio.fail_after(settings.request_timeout_s):
+                return await anyio.to_thread.run_sync(fn, abandon_on_cancel=True)
+        except TimeoutError:
+            raise _Timeout(settings.request_timeout_s) from None
+
     @app.middleware("http")
     async def observe(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
+        response: Response
         rid = request.headers.get("x-request-id", "")
         if not (0 < len(rid) <= 128 and rid.replace("-", "").isalnum()):
             rid = uuid.uuid4().hex
         t0 = time.perf_counter()
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.max_body_bytes:
-            response: Response = _error(
+        wait = 0.0
+        if limiter is not None and request.url.path.startswith("/v1/"):
+            wait = limiter.acquire(
+                client_id(
+                    request.headers.get("authorization", ""),
+                    request.client.host if request.client else "",
+                )
+            )
+        if wait > 0:
+            response = _error(
+                429,
+                "rate_limited",
+                f"rate limit of {settings.rate_limit_per_minute} requests a minute exceeded",
+                headers={"Retry-After": retry_after(wait)},
+            )
+        elif length and length.isdigit() and int(length) > settings.max_body_bytes:
+            response = _error(
                 413,
                 "payload_too_large",
                 f"request body is larger than {settings.max_body_bytes} bytes",
@@ -221,23 +256,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], responses=ERRORS)
 
     @v1.post("/ask", response_model=AskResponse, tags=["questions"])
-    def ask(body: AskRequest) -> dict[str, Any]:
+    async def ask(body: AskRequest) -> dict[str, Any]:
         """Answer a question with citations, or null when the corpus does not hold the answer."""
         if len(body.question) > settings.max_question_chars:
             raise _TooLong(settings.max_question_chars)
-        answer = service.current().ask(
-            body.question, top_k=body.top_k, include_passages=body.include_passages
+        answer = await bounded(  # current() may reload a swapped index: not on the loop
+            lambda: service.current().ask(
+                body.question, top_k=body.top_k, include_passages=body.include_passages
+            )
         )
         metrics.answers.labels("abstained" if answer.text is None else "answered").inc()
         return answer.to_dict(include_passages=body.include_passages)
 
     @v1.get("/search", response_model=SearchResponse, tags=["questions"])
-    def search(
+    async def search(
         q: Annotated[str, Query(min_length=1, max_length=2000, description="The query.")],
         top_k: Annotated[int, Query(ge=1, le=50)] = 10,
     ) -> SearchResponse:
         """Retrieve passages (hybrid dense + BM25) without extracting an answer."""
-        hits = service.current().search(q, top_k=top_k)
+        hits = await bounded(lambda: service.current().search(q, top_k=top_k))
         return SearchResponse(
             query=q,
             hits=[
@@ -307,7 +344,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(v1)
     app.include_router(
-        chat_router(lambda q: service.current().ask(q), settings.chat_model, require_key)
+        chat_router(
+            lambda q: bounded(lambda: service.current().ask(q)),
+            settings.chat_model,
+            require_key,
+        )
     )
 
     @app.get("/healthz", tags=["health"])
@@ -338,6 +379,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             metrics.passages.set(len(store.passages))
 
     return app
+
+
+class _Timeout(RagError):
+    status_code = 504
+    kind = "timeout"
+
+    def __init__(self, budget: float):
+        super().__init__(
+            f"the request took longer than its {budget:g}s budget (RAG_REQUEST_TIMEOUT_S)"
+        )
 
 
 class _TooLong(RagError):

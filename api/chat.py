@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -119,12 +119,13 @@ def _truncate(content: str, limit: int | None) -> tuple[str, str]:
 
 
 def chat_router(
-    ask: Callable[[str], Answer], model_id: str, require_key: Callable[..., None]
+    ask: Callable[[str], Awaitable[Answer]], model_id: str, require_key: Callable[..., None]
 ) -> APIRouter:
     """The ``/v1/models`` and ``/v1/chat/completions`` routes.
 
     Args:
-        ask: answers one self-contained question (the live pipeline's ``ask``).
+        ask: answers one self-contained question (the live pipeline's ``ask``, bounded by
+            the request budget).
         model_id: the id the service lists and reports as its model.
         require_key: the bearer-key dependency shared with the rest of ``/v1``.
     """
@@ -140,11 +141,11 @@ def chat_router(
         }
 
     @router.post("/chat/completions", response_model=None)
-    def completions(body: ChatRequest) -> dict[str, Any] | StreamingResponse:
+    async def completions(body: ChatRequest) -> dict[str, Any] | StreamingResponse:
         """Answer the last user message with citations (OpenAI chat completions schema)."""
         users = [m.text().strip() for m in body.messages if m.role == "user" and m.text().strip()]
         question = resolve(users[:-1], users[-1])
-        answer = ask(question)
+        answer = await ask(question)
         content, finish = _truncate(
             render(question, answer), body.max_completion_tokens or body.max_tokens
         )

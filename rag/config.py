@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(2_000_000, ge=1024)
     max_question_chars: int = Field(2000, ge=1)
     chat_model: str = Field("rag-news-qa", description="Model id of the chat completions API.")
+    rate_limit_per_minute: int = Field(
+        0, ge=0, description="Requests a minute per API key (or address) on /v1; 0 = off."
+    )
+    rate_limit_burst: int = Field(0, ge=0, description="Bucket size; 0 = the per-minute limit.")
+    request_timeout_s: float = Field(
+        30.0, gt=0, description="Budget of a question (ask, search, chat); over it -> 504."
+    )
     log_level: str = "INFO"
 
     def key_list(self) -> list[str]:
