@@ -41,22 +41,30 @@ class Service:
         self._reload_lock = threading.Lock()
 
     def start(self) -> None:
-        """Build the index if there is none, then load it."""
+        """Bring the index up to date with the seeds folder (building it if missing), then load it.
+
+        The incremental build is a no-op for an unchanged corpus; after a crash it picks up
+        a document whose file was written but whose index swap never happened. Half-written
+        document files from a crash (``.<name>.tmp-*``) are removed first.
+        """
         from rag.cli import load_pipeline, run_index
 
-        if read_manifest(self.settings.index_dir) is None:
-            log.info(
-                "no index in %s: building it from %s",
-                self.settings.index_dir,
-                self.settings.seeds_dir,
-            )
+        seeds = self.settings.seeds_dir
+        for stale in seeds.glob(".*.tmp-*") if seeds.is_dir() else ():
+            log.warning("removing a half-written document file from a crash: %s", stale.name)
+            stale.unlink(missing_ok=True)
+        missing = read_manifest(self.settings.index_dir) is None
+        if missing or self.settings.index_on_start:
+            if missing:
+                log.info("no index in %s: building it from %s", self.settings.index_dir, seeds)
             report = run_index(self.settings, show_progress=False)
-            log.info(
-                "built index: %d documents, %d passages in %.1fs",
-                report.documents,
-                report.passages,
-                report.seconds,
-            )
+            if report.changed:
+                log.info(
+                    "indexed %d documents, %d passages in %.1fs",
+                    report.documents,
+                    report.passages,
+                    report.seconds,
+                )
         pipeline = load_pipeline(self.settings)
         pipeline.max_question_chars = self.settings.max_question_chars
         pipeline.warm_up()

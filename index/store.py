@@ -237,6 +237,8 @@ def _prune(index_dir: Path, keep: set[str], keep_previous: int = 1) -> None:
         shutil.rmtree(old, ignore_errors=True)
     for tmp in index_dir.glob(".tmp-*"):
         shutil.rmtree(tmp, ignore_errors=True)
+    for link in index_dir.glob(".current-*"):  # a swap interrupted by a crash
+        link.unlink(missing_ok=True)
 
 
 def read_manifest(index_dir: Path) -> dict[str, Any] | None:

@@ -327,6 +327,9 @@ def bench_scale(
     ] = 1_000_000,
     queries: Annotated[int, typer.Option(min=10, help="Queries to time.")] = 200,
     lexical: Annotated[bool, typer.Option(help="Also benchmark BM25 at this size.")] = True,
+    factory: Annotated[
+        str | None, typer.Option(help="FAISS factory instead of the automatic choice.")
+    ] = None,
     as_json: JsonOpt = False,
     results: ResultsOpt = None,
 ) -> None:
@@ -335,7 +338,13 @@ def bench_scale(
 
     settings = get_settings()
     _setup_logging(settings)
-    figures = scale.run(vectors, queries=queries, lexical=lexical)
+    figures = scale.run(
+        vectors,
+        queries=queries,
+        lexical=lexical,
+        default_nprobe=settings.faiss_nprobe,
+        factory=factory,
+    )
     _report("scale", figures, as_json, results)
 
 

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
         0, ge=0, description="Requests a minute per API key (or address) on /v1; 0 = off."
     )
     rate_limit_burst: int = Field(0, ge=0, description="Bucket size; 0 = the per-minute limit.")
+    index_on_start: bool = Field(
+        True, description="Bring the index up to date with the seeds folder when serving starts."
+    )
     request_timeout_s: float = Field(
         30.0, gt=0, description="Budget of a question (ask, search, chat); over it -> 504."
     )
