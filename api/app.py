@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
 import anyio
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -29,6 +29,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.chat import chat_router
 from api.limits import RateLimiter, client_id, retry_after
 from api.schemas import (
+    DOC_ID_PATTERN,
+    DOC_ID_RULE,
+    NON_BLANK_TEXT,
     AskRequest,
     AskResponse,
     DocumentIn,
@@ -45,6 +48,9 @@ from index.errors import DocumentNotFoundError, RagError
 from rag.config import Settings, get_settings
 
 T = TypeVar("T")
+DocId = Annotated[
+    str, Path(max_length=128, pattern=DOC_ID_PATTERN, description="1-128 of A-Z a-z 0-9 . _ -")
+]
 log = logging.getLogger("api")
 access_log = logging.getLogger("api.access")
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -208,6 +214,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             else {"loc": ("body",), "msg": "invalid request", "type": ""}
         )
         field = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+        if tuple(first.get("loc", ())) == ("path", "doc_id"):
+            return _error(422, "validation_error", DOC_ID_RULE)
         if request.url.path.startswith("/v1/chat/"):  # OpenAI clients expect 400s
             return JSONResponse(
                 {
@@ -270,7 +278,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @v1.get("/search", response_model=SearchResponse, tags=["questions"])
     async def search(
-        q: Annotated[str, Query(min_length=1, max_length=2000, description="The query.")],
+        q: Annotated[
+            str,
+            Query(min_length=1, max_length=2000, pattern=NON_BLANK_TEXT, description="The query."),
+        ],
         top_k: Annotated[int, Query(ge=1, le=50)] = 10,
     ) -> SearchResponse:
         """Retrieve passages (hybrid dense + BM25) without extracting an answer."""
@@ -310,7 +321,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return DocumentList(items=items, total=len(ids), offset=offset, limit=limit)
 
     @v1.get("/documents/{doc_id}", response_model=DocumentOut, tags=["documents"])
-    def get_document(doc_id: str) -> DocumentOut:
+    def get_document(doc_id: DocId) -> DocumentOut:
         """A document's canonical text (every offset refers to it) and metadata."""
         check_doc_id(doc_id)
         store = service.current().store
@@ -327,8 +338,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             updated_at=store.updated_at.get(doc_id, 0.0),
         )
 
-    @v1.put("/documents/{doc_id}", response_model=DocumentWritten, tags=["documents"])
-    def put_document(doc_id: str, body: DocumentIn, response: Response) -> DocumentWritten:
+    @v1.put(
+        "/documents/{doc_id}",
+        response_model=DocumentWritten,
+        tags=["documents"],
+        responses={201: {"model": DocumentWritten, "description": "Created"}},
+    )
+    def put_document(doc_id: DocId, body: DocumentIn, response: Response) -> DocumentWritten:
         """Create (201) or replace (200) a document; it is on disk and indexed before the reply."""
         status, passages = service.put_document(doc_id, body.text, body.title, body.date)
         response.status_code = 201 if status == "created" else 200
@@ -336,13 +352,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return DocumentWritten(doc_id=doc_id, status=status, passages=passages)
 
     @v1.delete("/documents/{doc_id}", status_code=204, tags=["documents"])
-    def delete_document(doc_id: str) -> Response:
+    def delete_document(doc_id: DocId) -> Response:
         """Remove a document from the corpus and the index."""
         service.delete_document(doc_id)
         _update_gauges()
         return Response(status_code=204)
 
     app.include_router(v1)
+    default_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        """The schema, stating the configured question length limit."""
+        schema = default_openapi()
+        question = schema["components"]["schemas"]["AskRequest"]["properties"]["question"]
+        question["maxLength"] = settings.max_question_chars
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.include_router(
         chat_router(
             lambda q: bounded(lambda: service.current().ask(q)),
@@ -366,7 +392,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             {"status": "ready", "documents": len(store.documents), "passages": len(store.passages)}
         )
 
-    @app.get("/metrics", tags=["health"])
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    )
     def prometheus() -> Response:
         """Prometheus metrics."""
         _update_gauges()

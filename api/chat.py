@@ -24,6 +24,18 @@ from rag.followup import resolve
 from rag.types import Answer
 
 CHUNK_CHARS = 24
+# What ``messages`` must contain, in JSON Schema terms: a user message with some text.
+USER_TEXT_MESSAGE: dict[str, Any] = {
+    "type": "object",
+    "properties": {"role": {"const": "user"}, "content": {"type": "string", "pattern": "\\S"}},
+    "required": ["role", "content"],
+}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "OpenAI-style invalid_request_error"},
+    401: {"description": "Missing or wrong API key"},
+    429: {"description": "Rate limited"},
+    504: {"description": "Over the request budget"},
+}
 
 
 class ContentPart(BaseModel):
@@ -53,7 +65,11 @@ class ChatRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     model: str | None = None
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(
+        min_length=1,
+        description="The conversation; the last user message is the question.",
+        json_schema_extra={"contains": USER_TEXT_MESSAGE},
+    )
     stream: bool = False
     temperature: float | None = None
     max_tokens: int | None = Field(None, ge=1)
@@ -129,7 +145,9 @@ def chat_router(
         model_id: the id the service lists and reports as its model.
         require_key: the bearer-key dependency shared with the rest of ``/v1``.
     """
-    router = APIRouter(prefix="/v1", dependencies=[Depends(require_key)], tags=["chat"])
+    router = APIRouter(
+        prefix="/v1", dependencies=[Depends(require_key)], tags=["chat"], responses=ERRORS
+    )
     created = int(time.time())
 
     @router.get("/models")
@@ -140,7 +158,16 @@ def chat_router(
             "data": [{"id": model_id, "object": "model", "created": created, "owned_by": "rag"}],
         }
 
-    @router.post("/chat/completions", response_model=None)
+    @router.post(
+        "/chat/completions",
+        response_model=None,
+        responses={
+            200: {
+                "description": "A chat.completion, or with stream=true Server-Sent Events",
+                "content": {"application/json": {}, "text/event-stream": {}},
+            }
+        },
+    )
     async def completions(body: ChatRequest) -> dict[str, Any] | StreamingResponse:
         """Answer the last user message with citations (OpenAI chat completions schema)."""
         users = [m.text().strip() for m in body.messages if m.role == "user" and m.text().strip()]

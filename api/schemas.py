@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, field_validator
 
+# Has a non-blank character and no NUL (stated in the schema, so clients and fuzzers know).
+NON_BLANK_TEXT = r"^[^\x00]*\S[^\x00]*$"
+# No leading '.', no '..' (no look-around: pydantic's regex engine has none); max 128 apart.
+DOC_ID_PATTERN = r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?$"
+DOC_ID_RULE = (
+    "doc_id: use 1-128 characters from A-Z a-z 0-9 . _ -, not starting with '.' and without '..'"
+)
+
 
 class AskRequest(BaseModel):
     """A question."""
 
     question: str = Field(
-        description="The question, English or Chinese (1..2000 characters after trimming)."
+        min_length=1,
+        pattern=NON_BLANK_TEXT,
+        description="The question, English or Chinese (not blank, no NUL characters; at most "
+        "RAG_MAX_QUESTION_CHARS characters, stated as maxLength in the served schema).",
     )
     top_k: int = Field(5, ge=1, le=50, description="Citations to return.")
     include_passages: bool = Field(False, description="Also return the retrieved passages.")
@@ -69,7 +80,9 @@ class SearchResponse(BaseModel):
 class DocumentIn(BaseModel):
     """A document to create or replace."""
 
-    text: str = Field(min_length=1, description="The article text.")
+    text: str = Field(
+        min_length=1, pattern=NON_BLANK_TEXT, description="The article text (not blank, no NUL)."
+    )
     title: str | None = Field(None, max_length=500)
     date: str | None = Field(
         None, pattern=r"^\d{4}-\d{2}-\d{2}$", description="ISO date, YYYY-MM-DD."
@@ -126,4 +139,4 @@ class DocumentWritten(BaseModel):
 class ErrorBody(BaseModel):
     """``{"error": {"type", "message"}}``."""
 
-    error: dict[str, str]
+    error: dict[str, str | None]

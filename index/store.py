@@ -12,6 +12,7 @@ is replaced atomically, so a crash at any moment leaves the previous index loada
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import re
@@ -28,20 +29,65 @@ from index.errors import IndexMismatchError, IndexMissingError
 from index.lexical import LexicalIndex
 from index.types import Document, Passage
 
+log = logging.getLogger(__name__)
 FORMAT_VERSION = 2
 MMAP_ABOVE_VECTORS = 200_000
 
 
 def choose_factory(n: int) -> str:
-    """FAISS factory string for ``n`` vectors: exact below 10k, IVF above (txtai's rule)."""
+    """FAISS factory string for ``n`` vectors.
+
+    Exact below 10k; IVF with ``4*sqrt(n)`` lists above (txtai's rule); past 200k vectors
+    the lists hold 8-bit scalar-quantised codes: a quarter of the memory and faster scans
+    (at 1M: 387 MB instead of 1.5 GB) for a recall@10 ceiling near 0.98.
+    """
     if n <= 10_000:
         return "Flat"
     lists = max(16, min(int(4 * math.sqrt(n)), n // 39))
-    return f"IVF{lists},Flat"
+    return f"IVF{lists},{'SQ8' if n > MMAP_ABOVE_VECTORS else 'Flat'}"
 
 
-def build_faiss(vectors: np.ndarray, ids: np.ndarray, factory: str, *, nprobe: int = 16) -> Any:
-    """A FAISS inner-product index over normalised vectors, wrapped in an ID map."""
+NPROBE_LADDER = (4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+
+
+def calibrate_nprobe(
+    index: Any, vectors: np.ndarray, *, target: float = 0.95, sample: int = 200, seed: int = 0
+) -> tuple[int, float]:
+    """The smallest nprobe whose recall@10 reaches ``target``, measured at build time.
+
+    ``sample`` indexed vectors are the queries; their exact top 10 over all vectors is the
+    truth. Returns ``(nprobe, recall)`` (the largest rung and its recall if none reaches it).
+    """
+    import faiss
+
+    ivf = faiss.extract_index_ivf(index)
+    rng = np.random.default_rng(seed)
+    queries = np.ascontiguousarray(
+        vectors[rng.choice(len(vectors), min(sample, len(vectors)), replace=False)]
+    )
+    exact = faiss.IndexFlatIP(vectors.shape[1])
+    exact.add(vectors)
+    _, truth = exact.search(queries, 10)
+    del exact
+    best = (NPROBE_LADDER[-1], 0.0)
+    for nprobe in NPROBE_LADDER:
+        if nprobe > ivf.nlist:
+            break
+        ivf.nprobe = nprobe
+        _, found = index.search(queries, 10)
+        recall = sum(len(set(f) & set(t)) for f, t in zip(found, truth, strict=True)) / truth.size
+        best = (nprobe, recall)
+        if recall >= target:
+            break
+    ivf.nprobe = best[0]
+    return best
+
+
+def build_faiss(vectors: np.ndarray, ids: np.ndarray, factory: str, *, nprobe: int = 0) -> Any:
+    """A FAISS inner-product index over normalised vectors, wrapped in an ID map.
+
+    ``nprobe`` 0 (auto) calibrates it on the data for recall@10 >= 0.95 (IVF only).
+    """
     import faiss
 
     dim = vectors.shape[1] if vectors.size else 384
@@ -50,8 +96,22 @@ def build_faiss(vectors: np.ndarray, ids: np.ndarray, factory: str, *, nprobe: i
         if not index.is_trained:
             index.train(_training_sample(vectors, factory))
         index.add_with_ids(vectors, ids.astype(np.int64))
-    _set_nprobe(index, nprobe)
+    if nprobe:
+        _set_nprobe(index, nprobe)
+    elif len(vectors) and "IVF" in factory:
+        chosen, recall = calibrate_nprobe(index, vectors)
+        log.info("nprobe %d gives recall@10 %.3f on a sample of the index", chosen, recall)
     return index
+
+
+def index_nprobe(index: Any) -> int:
+    """The nprobe an IVF index searches with (0 for other indexes)."""
+    import faiss
+
+    try:
+        return int(faiss.extract_index_ivf(index).nprobe)
+    except RuntimeError:
+        return 0
 
 
 TRAIN_POINTS_PER_LIST = 40
@@ -139,7 +199,7 @@ def write_generation(
     sentence_vectors: np.ndarray,
     clauses: list[tuple[int, int, int]] | None = None,
     clause_vectors: np.ndarray | None = None,
-    nprobe: int = 16,
+    nprobe: int = 0,
 ) -> Path:
     """Write a complete generation and atomically make it ``current``."""
     import faiss
@@ -195,6 +255,7 @@ def write_generation(
     db.close()
     factory = manifest["faiss_factory"]
     index = build_faiss(passage_vectors, np.arange(len(passages)), factory, nprobe=nprobe)
+    manifest = {**manifest, "nprobe": index_nprobe(index)}
     faiss.write_index(index, str(tmp / "dense.faiss"))
     np.save(tmp / "sentences.npy", sentence_vectors.astype(np.float32))
     dim = sentence_vectors.shape[1] if sentence_vectors.ndim == 2 else 0
@@ -345,7 +406,8 @@ class IndexStore:
         n = int(manifest.get("passages", len(passages)))
         flags = faiss.IO_FLAG_MMAP if n > MMAP_ABOVE_VECTORS else 0
         dense = faiss.read_index(str(gen / "dense.faiss"), flags)
-        _set_nprobe(dense, int(manifest.get("nprobe", 16)))
+        if manifest.get("nprobe"):
+            _set_nprobe(dense, int(manifest["nprobe"]))
         by_doc: dict[str, list[int]] = {}
         for s in sentences:
             by_doc.setdefault(s.doc_id, []).append(s.row)

@@ -342,7 +342,7 @@ def bench_scale(
         vectors,
         queries=queries,
         lexical=lexical,
-        default_nprobe=settings.faiss_nprobe,
+        nprobe=settings.faiss_nprobe,
         factory=factory,
     )
     _report("scale", figures, as_json, results)
