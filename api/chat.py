@@ -20,6 +20,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from api.schemas import NON_BLANK_TEXT
 from rag.followup import resolve
 from rag.types import Answer
 
@@ -27,7 +28,10 @@ CHUNK_CHARS = 24
 # What ``messages`` must contain, in JSON Schema terms: a user message with some text.
 USER_TEXT_MESSAGE: dict[str, Any] = {
     "type": "object",
-    "properties": {"role": {"const": "user"}, "content": {"type": "string", "pattern": "\\S"}},
+    "properties": {
+        "role": {"const": "user"},
+        "content": {"type": "string", "pattern": NON_BLANK_TEXT},
+    },
     "required": ["role", "content"],
 }
 ERRORS: dict[int | str, dict[str, Any]] = {

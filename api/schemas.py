@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, field_validator
 
-# Has a non-blank character and no NUL (stated in the schema, so clients and fuzzers know).
-NON_BLANK_TEXT = r"^[^\x00]*\S[^\x00]*$"
+# Has a visible character (not white space, not a control character) and no NUL; stated in
+# the schema so that clients and fuzzers know. Python's str.strip() also strips the control
+# characters \x1c-\x1f, so "visible" must exclude them for the two to agree.
+NON_BLANK_TEXT = r"^[^\x00]*[^\s\x00-\x1f\x7f-\x9f][^\x00]*$"
 # No leading '.', no '..' (no look-around: pydantic's regex engine has none); max 128 apart.
 DOC_ID_PATTERN = r"^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?$"
 DOC_ID_RULE = (

@@ -6,6 +6,9 @@ import hashlib
 import os
 import shutil
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -71,3 +74,48 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def start_server(
+    env: dict[str, str], *, logs: Path | None = None, timeout: float = 120
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start ``rag serve`` on a free port and wait for ``/readyz``; returns (process, base URL).
+
+    With ``logs`` the server's whole output goes to that file (else stderr is kept for the
+    error raised when the server dies before it is ready).
+    """
+    import httpx
+
+    port = free_port()
+    sink = open(logs, "wb") if logs else None  # noqa: SIM115 - the child owns it
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=sink or subprocess.DEVNULL,
+        stderr=subprocess.STDOUT if sink else subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            out = logs.read_bytes() if logs else proc.stderr.read() if proc.stderr else b""
+            raise RuntimeError(out.decode(errors="replace")[-2000:])
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("server did not become ready")
+
+
+def stop_server(proc: subprocess.Popen[bytes]) -> None:
+    """Ask the server to stop; kill it if it does not within 20 s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

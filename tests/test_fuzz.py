@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
-import subprocess
-import sys
-import time
 
-import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import start_server, stop_server
 
 schemathesis = pytest.importorskip("schemathesis")
 from schemathesis.core.failures import FailureGroup  # noqa: E402
@@ -34,7 +30,6 @@ def server(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("fuzz")
     shutil.copytree(CORPUS, tmp / "seeds")
-    port = free_port()
     env = dict(os.environ)
     env.update(
         RAG_SEEDS_DIR=str(tmp / "seeds"),
@@ -42,24 +37,9 @@ def server(tmp_path_factory):
         RAG_LOG_LEVEL="WARNING",
         RAG_MAX_DOCUMENT_BYTES="20000",
     )
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "rag.cli", "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
+    proc, base = start_server(env)
     yield base
-    proc.terminate()
-    proc.wait(timeout=30)
+    stop_server(proc)
 
 
 def fuzz(base: str, per_operation: int) -> tuple[int, list[str]]:

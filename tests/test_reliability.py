@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, start_server, stop_server
 
 pytestmark = [pytest.mark.slow, pytest.mark.integration]
 log = logging.getLogger(__name__)
@@ -34,42 +34,6 @@ def _env(seeds: Path, index: Path, **extra: str) -> dict[str, str]:
     env.update(RAG_SEEDS_DIR=str(seeds), RAG_INDEX_DIR=str(index), RAG_LOG_LEVEL="WARNING")
     env.update(extra)
     return env
-
-
-def _start(env: dict[str, str], *, logs: Path | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """Start ``rag serve``; with ``logs`` its whole output goes to that file."""
-    port = free_port()
-    sink = open(logs, "wb") if logs else None  # noqa: SIM115 - the child owns it
-    proc = subprocess.Popen(
-        [*RAG, "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=sink or subprocess.DEVNULL,
-        stderr=subprocess.STDOUT if sink else subprocess.PIPE,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            out = logs.read_bytes() if logs else proc.stderr.read() if proc.stderr else b""
-            raise RuntimeError(out.decode()[-2000:])
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return proc, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise RuntimeError("server did not become ready")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def _check_consistent(index_dir: Path) -> int:
@@ -117,12 +81,12 @@ def test_kill_9_during_rag_index_leaves_a_consistent_index(dirs):
     )
     assert out.returncode == 0, out.stderr.decode()[-2000:]
     assert _check_consistent(index) == 3 + TRIALS
-    proc, base = _start(_env(seeds, index))
+    proc, base = start_server(_env(seeds, index))
     try:
         r = httpx.post(f"{base}/v1/ask", json={"question": "How many smart plants?"}, timeout=30)
         assert r.status_code == 200
     finally:
-        _stop(proc)
+        stop_server(proc)
 
 
 def test_kill_9_during_document_puts_loses_no_acknowledged_document(dirs):
@@ -131,7 +95,7 @@ def test_kill_9_during_document_puts_loses_no_acknowledged_document(dirs):
     acked: dict[str, str] = {}
     cut_short = 0
     for trial in range(TRIALS):
-        proc, base = _start(_env(seeds, index))
+        proc, base = start_server(_env(seeds, index))
         for doc_id, text in acked.items():  # everything acknowledged before is still there
             r = httpx.get(f"{base}/v1/documents/{doc_id}", timeout=30)
             assert r.status_code == 200, (trial, doc_id)
@@ -168,19 +132,19 @@ def test_kill_9_during_document_puts_loses_no_acknowledged_document(dirs):
         _check_consistent(index)
     log.warning("PUT: %d kill -9 trials, %d acknowledged documents", TRIALS, len(acked))
     assert len(acked) >= TRIALS // 2 and cut_short >= 1
-    proc, base = _start(_env(seeds, index))
+    proc, base = start_server(_env(seeds, index))
     try:
         for doc_id, text in acked.items():
             r = httpx.get(f"{base}/v1/documents/{doc_id}", timeout=30)
             assert r.status_code == 200 and text in r.json()["text"], doc_id
         assert httpx.post(f"{base}/v1/ask", json={"question": "trial 3?"}, timeout=30).is_success
     finally:
-        _stop(proc)
+        stop_server(proc)
 
 
 def test_writers_and_readers_together_no_5xx_no_lost_update(dirs):
     seeds, index = dirs
-    proc, base = _start(_env(seeds, index))
+    proc, base = start_server(_env(seeds, index))
     errors: list[str] = []
     last_written: dict[str, str] = {}
     written: dict[str, set[str]] = {}
@@ -244,15 +208,15 @@ def test_writers_and_readers_together_no_5xx_no_lost_update(dirs):
             else:
                 assert r.status_code == 404, doc_id
     finally:
-        _stop(proc)
+        stop_server(proc)
     log.warning("soak %.0fs: %d reads, %d documents written", SOAK_SECONDS, reads[0], len(written))
     assert reads[0] > 10
 
 
 def test_two_servers_and_rag_index_share_one_index(dirs):
     seeds, index = dirs
-    a, base_a = _start(_env(seeds, index))
-    b, base_b = _start(_env(seeds, index))
+    a, base_a = start_server(_env(seeds, index))
+    b, base_b = start_server(_env(seeds, index))
     try:
         r = httpx.put(
             f"{base_a}/v1/documents/shared",
@@ -271,15 +235,15 @@ def test_two_servers_and_rag_index_share_one_index(dirs):
         assert httpx.get(f"{base_a}/v1/documents/extra", timeout=30).status_code == 200
         assert httpx.get(f"{base_b}/v1/documents/shared", timeout=30).status_code == 200
     finally:
-        _stop(a)
-        _stop(b)
+        stop_server(a)
+        stop_server(b)
 
 
 def test_api_keys_never_appear_in_logs(dirs, tmp_path):
     seeds, index = dirs
     env = _env(seeds, index, RAG_API_KEYS="sekrit-key-1", RAG_LOG_LEVEL="DEBUG")
     logs = tmp_path / "server.log"
-    proc, base = _start(env, logs=logs)
+    proc, base = start_server(env, logs=logs)
     try:
         for key in ("sekrit-key-1", "wrong-sekrit-2"):
             httpx.post(
@@ -289,7 +253,7 @@ def test_api_keys_never_appear_in_logs(dirs, tmp_path):
                 timeout=30,
             )
     finally:
-        _stop(proc)
+        stop_server(proc)
     text = logs.read_text(errors="replace")
     assert '"route": "/v1/ask"' in text, "the access log ran"
     assert "sekrit" not in text

@@ -4,13 +4,12 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.conftest import ROOT, start_server, stop_server
 
 pytestmark = pytest.mark.integration
 RAG = [sys.executable, "-m", "rag.cli"]
@@ -31,33 +30,11 @@ def _env(tmp_path: Path, corpus_dir: Path, **extra: str) -> dict[str, str]:
 
 @pytest.fixture(params=["open", "keyed"])
 def server(request, tmp_path, corpus_dir):
-    port = free_port()
     extra = {"RAG_API_KEYS": "k-123"} if request.param == "keyed" else {}
-    proc = subprocess.Popen(
-        [*RAG, "serve", "--port", str(port)],
-        cwd=ROOT,
-        env=_env(tmp_path, corpus_dir, **extra),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError(proc.stdout.read().decode() if proc.stdout else "server died")
-        time.sleep(0.3)
-    else:
-        proc.kill()
-        raise RuntimeError("server did not become ready")
+    proc, base = start_server(_env(tmp_path, corpus_dir, **extra))
     headers = {"Authorization": "Bearer k-123"} if extra else {}
     yield base, headers, request.param
-    proc.terminate()
-    proc.wait(timeout=20)
+    stop_server(proc)
 
 
 def test_server_end_to_end(server):
