@@ -62,20 +62,26 @@ def calibrate_nprobe(
 
     ivf = faiss.extract_index_ivf(index)
     rng = np.random.default_rng(seed)
-    queries = np.ascontiguousarray(
-        vectors[rng.choice(len(vectors), min(sample, len(vectors)), replace=False)]
-    )
+    picked = rng.choice(len(vectors), min(sample, len(vectors)), replace=False)
+    queries = np.ascontiguousarray(vectors[picked])
     exact = faiss.IndexFlatIP(vectors.shape[1])
     exact.add(vectors)
-    _, truth = exact.search(queries, 10)
+    _, truth = exact.search(queries, 11)
     del exact
+    # Each query is itself indexed; leaving it out of both lists makes the estimate that of
+    # an unseen query (with it, every list starts with a free hit).
+    truth_sets = [set(t.tolist()) - {int(q)} for t, q in zip(truth, picked, strict=True)]
     best = (NPROBE_LADDER[-1], 0.0)
     for nprobe in NPROBE_LADDER:
         if nprobe > ivf.nlist:
             break
         ivf.nprobe = nprobe
-        _, found = index.search(queries, 10)
-        recall = sum(len(set(f) & set(t)) for f, t in zip(found, truth, strict=True)) / truth.size
+        _, found = index.search(queries, 11)
+        hits = sum(
+            len((set(f.tolist()) - {int(q)}) & t)
+            for f, q, t in zip(found, picked, truth_sets, strict=True)
+        )
+        recall = hits / max(1, sum(len(t) for t in truth_sets))
         best = (nprobe, recall)
         if recall >= target:
             break

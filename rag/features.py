@@ -436,10 +436,13 @@ def abstain_features(
     entities_ctx: float = 1.0,
     entities_doc: float = 1.0,
     best: dict[str, float] | None = None,
+    phrase_in_sentence: float = 0.0,
 ) -> dict[str, float]:
     """Features saying whether the best answer is supported by the corpus at all."""
     best = best or {}
     return {
+        "phrase_sent": phrase_in_sentence,
+        "attach": max(best.get("attach_own", 0.0), best.get("respectively", 0.0)),
         "ent_ctx": entities_ctx,
         "ent_doc": entities_doc,
         "best_compat": best.get("compat", 0.0),

@@ -25,7 +25,7 @@ from rag.features import (
     type_filter,
     year_agreement,
 )
-from rag.match import coverage, entity_coverage
+from rag.match import coverage, entity_coverage, phrase_coverage
 from rag.model import AnswerWeights
 from rag.query import analyze
 from rag.retrieve import HybridRetriever, Mode, query_terms
@@ -302,6 +302,7 @@ class Pipeline:
             entity_coverage(query, context),
             entity_coverage(query, doc.text),
             best.features,
+            phrase_coverage(query, best.sentence.text),
         )
 
     def trace(self, question: str, *, k: int | None = None) -> Trace:
