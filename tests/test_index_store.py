@@ -112,3 +112,25 @@ def test_bad_files_are_skipped_with_one_line_each(tmp_path):
     assert [d.doc_id for d in docs] == ["gbk", "ok"]
     assert "山西" in docs[0].text
     assert len(warnings) == 4 and all("\n" not in w for w in warnings)
+
+
+def test_nprobe_is_calibrated_for_recall_on_unseen_queries():
+    import faiss
+
+    from bench.scale import cluster_centres, clustered_vectors
+    from index.store import NPROBE_LADDER, build_faiss, calibrate_nprobe, index_nprobe
+
+    centres = cluster_centres(30_000, seed=3)
+    data = clustered_vectors(30_000, centres, seed=4)
+    queries = clustered_vectors(100, centres, seed=5)
+    index = build_faiss(data, np.arange(len(data)), "IVF256,Flat")  # nprobe 0 = calibrate
+    chosen = index_nprobe(index)
+    assert chosen in NPROBE_LADDER
+    exact = faiss.IndexFlatIP(data.shape[1])
+    exact.add(data)
+    _, truth = exact.search(queries, 10)
+    _, found = index.search(queries, 10)
+    recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)])
+    assert recall >= 0.9, (chosen, recall)
+    assert calibrate_nprobe(index, data)[0] == chosen, "seeded: the same data, the same nprobe"
+    assert calibrate_nprobe(index, data, target=0.5)[0] < chosen
