@@ -9,13 +9,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path as FilePath
 from typing import Annotated, Any, TypeVar
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -48,6 +50,7 @@ from index.errors import DocumentNotFoundError, RagError
 from rag.config import Settings, get_settings
 
 T = TypeVar("T")
+STATIC = FilePath(__file__).with_name("static")
 DocId = Annotated[
     str, Path(max_length=128, pattern=DOC_ID_PATTERN, description="1-128 of A-Z a-z 0-9 . _ -")
 ]
@@ -376,6 +379,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             require_key,
         )
     )
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        """The question page (static files, nothing fetched from outside the machine)."""
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
     @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
