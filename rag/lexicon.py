@@ -20,6 +20,15 @@ MAX_SENSES = 12
 FUNCTION_CHARS = frozenset("在的了是使把被给对和与或及其之也又而且就都很")
 
 
+# Abbreviations common in economic news that CC-CEDICT's English index lacks.
+GLOSSARY: dict[str, tuple[str, ...]] = {
+    "sme": ("中小企业",),
+    "gdp": ("生产总值", "地区生产总值"),
+    "ai": ("人工智能",),
+    "ev": ("新能源汽车", "电动汽车"),
+}
+
+
 def _csv_path() -> Path | None:
     try:
         import cedict
@@ -59,6 +68,10 @@ def _tables() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
             en_zh[word] = tuple(senses[:MAX_SENSES])
             for s in senses[:MAX_SENSES]:
                 zh_en.setdefault(s, []).append(word)
+    for word, senses in GLOSSARY.items():
+        en_zh[word] = tuple(dict.fromkeys((*senses, *en_zh.get(word, ()))))[:MAX_SENSES]
+        for sense in senses:
+            zh_en.setdefault(sense, []).insert(0, word)
     return en_zh, {k: tuple(v[:20]) for k, v in zh_en.items()}
 
 

@@ -162,7 +162,11 @@ ZH_PHRASE_BEFORE_RE = re.compile(
 def _phrase(text: str, norm: str, lang: str) -> tuple[str, ...]:
     """Content words of the asked-about phrase, names and years left out."""
     if lang == "en":
-        names = {w.lower() for w in re.findall(r"\b[A-Z][A-Za-z\-]+", text[1:])}
+        names = {  # acronyms (SMEs, GDP) are terms, not names
+            w.lower()
+            for w in re.findall(r"\b[A-Z][A-Za-z\-]+", text[1:])
+            if not re.fullmatch(r"[A-Z]{2,}s?", w)
+        }
         for rx in EN_PHRASE_RES:
             m = rx.search(norm)
             if m and m.group(1).strip():
@@ -195,7 +199,9 @@ def analyze(question: str) -> Query:
     simp = to_simplified(text)
     norm = simp.lower()
     qtype = question_type(norm, lang)
-    target, target_zh = _target(norm, lang)
+    # brackets and quotes around a term must not hide the phrase ("('zhuanjingtexin') SMEs")
+    bare = re.sub(r"\s+", " ", re.sub(r"[()\[\]\"“”‘’]|(?<!\w)'|'(?!\w)", " ", norm)).strip()
+    target, target_zh = _target(bare, lang)
     years = tuple(YEAR_RE.findall(text))
     numbers = tuple(n.replace(",", "") for n in NUMBER_RE.findall(text))
     zh_terms: list[str] = []
@@ -229,5 +235,5 @@ def analyze(question: str) -> Query:
         en_terms=tuple(en_terms),
         names=tuple(names),
         pinyin=tuple(dict.fromkeys(pinyin_terms(text))),
-        phrase=_phrase(text, norm, lang),
+        phrase=_phrase(text, bare, lang),
     )

@@ -57,3 +57,12 @@ def test_phrase_coverage_within_and_across_languages():
     assert phrase_coverage(zq, "科技型中小企業") == 1.0, "traditional script matches too"
     assert phrase_coverage(zq, "高新技术企业") < 0.5
     assert phrase_coverage(zq, "") == 0.0
+
+
+def test_romanised_terms_and_news_abbreviations_meet_chinese_text():
+    from rag.match import phrase_coverage
+    from rag.query import analyze
+
+    q = analyze("How many ('zhuanjingtexin') SMEs did Shanxi cultivate?")
+    assert phrase_coverage(q, "培育專精特新中小企業626家") == 1.0
+    assert phrase_coverage(q, "新增科技型企業") == 0.0

@@ -68,6 +68,10 @@ def test_pinyin_terms_for_names():
         ),
         ("2023年湖北有多少家科技型中小企业?", ("科技型", "中小企业")),
         ("山西有多少座智能化煤矿?", ("智能化", "煤矿")),
+        (
+            "How many specialized ('zhuanjingtexin') SMEs did Shanxi cultivate?",
+            ("specialized", "zhuanjingtexin", "smes"),
+        ),
     ],
 )
 def test_asked_phrase_leaves_out_names_and_years(question, phrase):
