@@ -288,7 +288,9 @@ def _phrase_forms(query: Query, sentence_is_zh: bool) -> tuple[tuple[str, ...], 
             forms = tuple(f"zh:{t}" for t in en_to_zh(w) if len(t) >= 2)
             syllables = segment_pinyin(w) if w.isalpha() else []
             if len(syllables) >= 2:  # a romanised Chinese term ("zhuanjingtexin")
-                forms += tuple(f"py:{a}_{b}" for a, b in zip(syllables, syllables[1:], strict=False))
+                forms += tuple(
+                    f"py:{a}_{b}" for a, b in zip(syllables, syllables[1:], strict=False)
+                )
             if forms:
                 out.append(forms)
         elif sentence_is_zh:
