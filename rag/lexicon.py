@@ -68,9 +68,9 @@ def _tables() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
             en_zh[word] = tuple(senses[:MAX_SENSES])
             for s in senses[:MAX_SENSES]:
                 zh_en.setdefault(s, []).append(word)
-    for word, senses in GLOSSARY.items():
-        en_zh[word] = tuple(dict.fromkeys((*senses, *en_zh.get(word, ()))))[:MAX_SENSES]
-        for sense in senses:
+    for word, extra in GLOSSARY.items():
+        en_zh[word] = tuple(dict.fromkeys((*extra, *en_zh.get(word, ()))))[:MAX_SENSES]
+        for sense in extra:
             zh_en.setdefault(sense, []).insert(0, word)
     return en_zh, {k: tuple(v[:20]) for k, v in zh_en.items()}
 
