@@ -14,7 +14,7 @@ $(BIN)/rag: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# exactly this CPU build of torch (any other spec pulls a multi-GB CUDA build)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e '.[st,fit,dev]'
+	$(BIN)/pip install --quiet -e '.[st,fit,dev,milvus,ray]'
 	@touch $(BIN)/rag
 
 install: $(BIN)/rag ## Create .venv and install the project with all extras

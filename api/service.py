@@ -39,6 +39,7 @@ class Service:
         self.pipeline: Pipeline | None = None
         self._write_lock = threading.Lock()
         self._reload_lock = threading.Lock()
+        self._retired: Pipeline | None = None
 
     def start(self) -> None:
         """Bring the index up to date with the seeds folder (building it if missing), then load it.
@@ -104,7 +105,7 @@ class Service:
                 log.info("index generation changed to %s: reloading", live)
                 fresh = load_pipeline(self.settings)
                 fresh.max_question_chars = self.settings.max_question_chars
-                self.pipeline = fresh
+                self._swap(fresh)
         finally:
             self._reload_lock.release()
 
@@ -121,8 +122,18 @@ class Service:
         run_index(self.settings, show_progress=False)
         pipeline = load_pipeline(self.settings)
         pipeline.max_question_chars = self.settings.max_question_chars
-        self.pipeline = pipeline
+        self._swap(pipeline)
         return len(pipeline.store.passages)
+
+    def _swap(self, fresh: Pipeline) -> None:
+        """Make ``fresh`` live; close the one retired a swap earlier.
+
+        The pipeline replaced now may still be answering requests that started before the
+        swap, so its vector backend (a Milvus connection) is closed only at the next swap.
+        """
+        retired, self._retired, self.pipeline = self._retired, self.pipeline, fresh
+        if retired is not None:
+            retired.store.close()
 
     def put_document(
         self, doc_id: str, text: str, title: str | None, date: str | None

@@ -95,7 +95,7 @@ def run_dense(
     """
     import faiss
 
-    from index.store import build_faiss, choose_factory, index_nprobe
+    from index.faiss_store import build_faiss, choose_factory, index_nprobe
 
     rss0 = rss_mb()
     t0 = time.perf_counter()

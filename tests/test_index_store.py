@@ -6,8 +6,9 @@ import pytest
 
 from index.build import build_index
 from index.errors import IndexMismatchError, IndexMissingError
+from index.faiss_store import build_faiss, choose_factory
 from index.load import load_documents
-from index.store import IndexStore, build_faiss, choose_factory
+from index.store import IndexStore
 
 
 def test_factory_by_size():
@@ -118,7 +119,7 @@ def test_nprobe_is_calibrated_for_recall_on_unseen_queries():
     import faiss
 
     from bench.scale import cluster_centres, clustered_vectors
-    from index.store import NPROBE_LADDER, build_faiss, calibrate_nprobe, index_nprobe
+    from index.faiss_store import NPROBE_LADDER, build_faiss, calibrate_nprobe, index_nprobe
 
     centres = cluster_centres(30_000, seed=3)
     data = clustered_vectors(30_000, centres, seed=4)
