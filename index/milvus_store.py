@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,15 @@ from index.vectors import EXACT_UP_TO, VectorConfig, calibrate_nprobe
 
 log = logging.getLogger(__name__)
 LITE_FILE = "dense.milvus.db"
-INSERT_ROWS = 10_000
+# milvus-lite inserts slow down sharply with batch size (10k rows: 95 s, 1k rows: 0.1 s here)
+INSERT_ROWS = 1_000
 FIELD = "vector"
 INSTALL = "pip install 'rag-news-qa[milvus]' (pymilvus and milvus-lite)"
 
 
 def _client(uri: str, token: str) -> Any:
+    # milvus-lite 2.5 imports pkg_resources, which warns on every start of the CLI
+    warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
     try:
         from pymilvus import MilvusClient
         from pymilvus.exceptions import MilvusException

@@ -390,6 +390,31 @@ def bench_scale(
     _report("scale", figures, as_json, results)
 
 
+@bench_app.command("vectors")
+def bench_vectors(
+    vectors: Annotated[int, typer.Option(min=100, help="Synthetic vectors.")] = 1_000_000,
+    backend: Annotated[
+        list[str] | None,
+        typer.Option(help="Backends to compare, first = baseline (default: faiss, milvus)."),
+    ] = None,
+    queries: Annotated[int, typer.Option(min=10, help="Queries to time.")] = 200,
+    as_json: JsonOpt = False,
+    results: ResultsOpt = None,
+) -> None:
+    """Ingest and query figures of each vector backend at N synthetic vectors."""
+    from bench import vectors as vector_bench
+    from index.vectors import BACKENDS
+
+    chosen = tuple(backend or BACKENDS)
+    unknown = [b for b in chosen if b not in BACKENDS]
+    if unknown:
+        raise ConfigError(f"unknown vector backend {unknown[0]!r}: use {', '.join(BACKENDS)}")
+    settings = get_settings()
+    _setup_logging(settings)
+    figures = vector_bench.run(vectors, backends=chosen, queries=queries)
+    _report("vectors", figures, as_json, results)
+
+
 @bench_app.command("load")
 def bench_load(
     workers: Annotated[int, typer.Option(min=1, help="Server worker processes.")] = 2,
