@@ -100,3 +100,29 @@ def test_load_bench_real_server_under_wrk(tmp_path, corpus_dir):
     assert figures["errors"] == 0 and figures["requests"] > 0 and figures["rps"] > 0
     assert figures["server_rss_idle_mb"] > 50
     assert "bench load" in results.read_text()
+
+
+def test_vectors_bench_cli_compares_both_backends(tmp_path):
+    """`rag bench vectors` at a small size: both real backends, ratios, one results row."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("pymilvus")
+    results = tmp_path / "RESULTS.md"
+    done = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "bench", "vectors", "--vectors", "3000"]
+        + ["--queries", "20", "--json", "--results", str(results)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "RAG_LOG_LEVEL": "WARNING"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    figures = json.loads(done.stdout)
+    assert figures["faiss_index"] == "Flat" and figures["milvus_index"] == "FLAT"
+    assert figures["faiss_recall_at_10"] == 1.0  # exact
+    assert figures["milvus_recall_at_10"] >= 0.99  # exact too, float ties may reorder the 10th
+    assert figures["milvus_vs_faiss_p50"] > 0 and figures["milvus_ingest_s"] > 0
+    assert "| vectors |" in results.read_text()
