@@ -142,6 +142,10 @@ class FaissVectors:
         scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
         return scores, ids
 
+    def count(self) -> int:
+        """How many vectors are stored."""
+        return int(self.index.ntotal)
+
     def close(self) -> None:
         """Nothing to release (the mapping goes with the object)."""
 

@@ -197,6 +197,10 @@ class MilvusVectors:
         """Inner-product top ``k`` per query."""
         return _search(self._client, self.collection, queries, k, self.index_type, self.nprobe)
 
+    def count(self) -> int:
+        """How many vectors are stored (the collection's row count)."""
+        return int(self._client.get_collection_stats(self.collection)["row_count"])
+
     def close(self) -> None:
         """Close the connection (and stop an embedded Lite process)."""
         self._client.close()

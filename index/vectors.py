@@ -70,6 +70,10 @@ class VectorIndex(Protocol):
         """``(scores, ids)``, each ``(len(queries), k)``, best first; missing ids are -1."""
         ...
 
+    def count(self) -> int:
+        """How many vectors are stored."""
+        ...
+
     def close(self) -> None:
         """Release connections and files."""
         ...

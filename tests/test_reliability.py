@@ -41,7 +41,7 @@ def _check_consistent(index_dir: Path) -> int:
     from index.store import IndexStore
 
     store = IndexStore.open(index_dir)
-    assert store.dense.ntotal == len(store.passages)
+    assert store.dense.count() == len(store.passages)
     for p in store.passages:
         assert store.documents[p.doc_id].text[p.start : p.end] == p.text
     return len(store.documents)

@@ -68,6 +68,7 @@ def pipelines(tmp_path_factory, corpus):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_manifest_records_the_backend(pipelines, backend):
     manifest = pipelines[backend].store.manifest
+    assert pipelines[backend].store.dense.count() == len(pipelines[backend].store.passages)
     assert manifest["vector_backend"] == backend
     if backend == "milvus":
         assert manifest["milvus_index"] == "FLAT" and manifest["milvus_uri"] == ""
