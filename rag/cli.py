@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -21,6 +22,9 @@ app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Offline multilingual Q&A with citations."
 )
 log = logging.getLogger("rag")
+# jieba and milvus-lite import pkg_resources (setuptools < 81 is pinned for them); its
+# deprecation warning would be printed on every command.
+warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
 
 
 def _setup_logging(settings: Settings) -> None:

@@ -440,6 +440,8 @@ def abstain_features(
 ) -> dict[str, float]:
     """Features saying whether the best answer is supported by the corpus at all."""
     best = best or {}
+    sent_dense = sentence.get("dense_same", 0.0) + sentence.get("dense_cross", 0.0)
+    cross = float(sentence.get("dense_cross", 0.0) != 0.0)
     return {
         "phrase_sent": phrase_in_sentence,
         "attach": max(best.get("attach_own", 0.0), best.get("respectively", 0.0)),
@@ -448,8 +450,13 @@ def abstain_features(
         "best_compat": best.get("compat", 0.0),
         "target_missing": best.get("has_target", 0.0) * (1 - best.get("target_fit", 0.0)),
         "cand_prob": best_prob,
-        "sent_dense": sentence.get("dense_same", 0.0) + sentence.get("dense_cross", 0.0),
+        "sent_dense": sent_dense,
         "ctx_cov": context_cov,
         "ctx_years": context_years,
-        "cross": float(sentence.get("dense_cross", 0.0) != 0.0),
+        "cross": cross,
+        # Evidence in the other language scores lower on similarity and term coverage for
+        # the same support; these interactions give it slopes of its own.
+        "cross_dense": cross * sent_dense,
+        "cross_cov": cross * context_cov,
+        "cross_prob": cross * best_prob,
     }
