@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import math
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from index.vectors import EXACT_UP_TO, NPROBE_LADDER, VectorConfig
+from index.vectors import EXACT_UP_TO, NPROBE_LADDER, VectorConfig, ivf_lists
 from index.vectors import calibrate_nprobe as _calibrate
 
 log = logging.getLogger(__name__)
@@ -30,8 +29,7 @@ def choose_factory(n: int) -> str:
     """
     if n <= EXACT_UP_TO:
         return "Flat"
-    lists = max(16, min(int(4 * math.sqrt(n)), n // 39))
-    return f"IVF{lists},{'SQ8' if n > MMAP_ABOVE_VECTORS else 'Flat'}"
+    return f"IVF{ivf_lists(n)},{'SQ8' if n > MMAP_ABOVE_VECTORS else 'Flat'}"
 
 
 def calibrate_nprobe(

@@ -10,7 +10,6 @@ a cluster serve every API process at once.
 from __future__ import annotations
 
 import logging
-import math
 import re
 import warnings
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from index.errors import ConfigError, DependencyMissingError
-from index.vectors import EXACT_UP_TO, VectorConfig, calibrate_nprobe
+from index.vectors import EXACT_UP_TO, VectorConfig, calibrate_nprobe, ivf_lists
 
 log = logging.getLogger(__name__)
 LITE_FILE = "dense.milvus.db"
@@ -63,9 +62,8 @@ def choose_index(n: int, wanted: str) -> tuple[str, dict[str, Any]]:
     kind = wanted.upper()
     if kind == "AUTO":
         kind = "FLAT" if n <= EXACT_UP_TO else "IVF_FLAT"
-    nlist = max(16, min(int(4 * math.sqrt(max(n, 1))), max(16, n // 39)))
     if kind.startswith("IVF"):
-        return kind, {"nlist": nlist}
+        return kind, {"nlist": ivf_lists(n)}
     if kind == "HNSW":
         return kind, {"M": 16, "efConstruction": 200}
     return kind, {}

@@ -11,6 +11,7 @@ The manifest records the backend and where its vectors are, so a reader never gu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,11 @@ BACKENDS: tuple[Backend, ...] = ("faiss", "milvus")
 NPROBE_LADDER = (4, 8, 16, 24, 32, 48, 64, 96, 128, 192, 256)
 EXACT_UP_TO = 10_000
 RECALL_TARGET = 0.95
+
+
+def ivf_lists(n: int) -> int:
+    """IVF lists for ``n`` vectors: ``4*sqrt(n)`` (txtai's rule), at least 39 vectors each."""
+    return max(16, min(int(4 * math.sqrt(n)), n // 39))
 
 
 @dataclass(frozen=True)
