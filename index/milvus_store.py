@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 LITE_FILE = "dense.milvus.db"
 # milvus-lite inserts slow down sharply with batch size (10k rows: 95 s, 1k rows: 0.1 s here)
 INSERT_ROWS = 1_000
+LITE_START_S = 60.0
 FIELD = "vector"
 INSTALL = "pip install 'rag-news-qa[milvus]' (pymilvus and milvus-lite)"
 
@@ -33,19 +35,29 @@ def _client(uri: str, token: str) -> Any:
     warnings.filterwarnings("ignore", "pkg_resources is deprecated", UserWarning)
     try:
         from pymilvus import MilvusClient
-        from pymilvus.exceptions import MilvusException
+        from pymilvus.exceptions import ConnectionConfigException, MilvusException
     except ImportError as exc:
         raise DependencyMissingError(f"the milvus vector backend needs {INSTALL}") from exc
-    try:
-        return MilvusClient(uri=uri, token=token)
-    except MilvusException as exc:
+    # An embedded Lite engine is a child process that may take a while to open its socket
+    # on a busy machine; each retry reuses the engine already started.
+    deadline = time.monotonic() + (LITE_START_S if uri.endswith(".db") else 0)
+    while True:
+        try:
+            return MilvusClient(uri=uri, token=token)
+        except ConnectionConfigException as exc:  # e.g. the Lite file is held elsewhere
+            failure: MilvusException = exc
+        except MilvusException as exc:
+            failure = exc
+            if time.monotonic() < deadline:
+                time.sleep(1.0)
+                continue
         hint = (
             "a Milvus Lite file serves one process at a time: point RAG_MILVUS_URI at a Milvus "
             "server for several workers"
             if uri.endswith(".db")
             else "check RAG_MILVUS_URI and RAG_MILVUS_TOKEN"
         )
-        raise ConfigError(f"cannot open Milvus at {uri}: {exc}; {hint}") from exc
+        raise ConfigError(f"cannot open Milvus at {uri}: {failure}; {hint}") from failure
 
 
 def _release(uri: str) -> None:
