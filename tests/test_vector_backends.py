@@ -25,17 +25,10 @@ from index.store import IndexStore
 from index.vectors import VectorConfig
 from rag.pipeline import Pipeline
 from tests.conftest import ROOT, FakeEmbedder, free_port, start_server, stop_server
+from tests.test_pipeline import QUESTIONS
 
 pytest.importorskip("pymilvus", reason="the milvus extra: pip install -e '.[milvus]'")
 
-QUESTIONS = [
-    "How many intelligent coal mines had Shanxi built by the end of 2024?",
-    "Who is the chairman of Huawei Coal Mine Corps?",
-    "How much did the province invest in green mining?",
-    "定襄縣有多少家法蘭鍛造企業?",
-    "2023年湖北有多少家科技型中小企业?",
-    "How many bones are there in an adult human body?",
-]
 BACKENDS = ["faiss", "milvus"]
 
 
