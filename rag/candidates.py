@@ -26,6 +26,7 @@ EN_UNITS: list[tuple[str, str]] = [
     (r"percentage points?", "ppoint"),
     (r"%|percent|per cent", "percent"),
     (r"(?:yuan|RMB|dollars?|US dollars|euros?)", "money"),
+    (r"times per second|times a second", "measure"),  # a rate, before "times"
     (r"times|fold", "multiple"),
     (
         r"square kilometers|square kilometres|km2|km²|square meters|square metres|m2|mu|hectares?",
@@ -39,7 +40,6 @@ EN_UNITS: list[tuple[str, str]] = [
         r"kilometers?|kilometres?|km|meters?|metres?|centimeters?|cm|millimeters?|mm|nanometers?|nm|inches?|feet",
         "measure",
     ),
-    (r"times per second|times a second", "measure"),
     (r"seconds?|minutes?|hours?|days?|weeks?|months?|years?", "duration"),
 ]
 ZH_UNITS: list[tuple[str, str]] = [
@@ -136,7 +136,16 @@ def _unit_kind(match: re.Match[str], table: list[tuple[str, str]], prefix: str) 
 
 
 def _following_words(text: str, pos: int, n: int = 8) -> str:
-    m = re.match(rf"(?:\s*[A-Za-z\-'“”\"]+){{1,{n}}}", text[pos:])
+    """Up to ``n`` words after a number, to the next list item ("and 4 ...", a comma).
+
+    Words may hold digits ("6 *100-billion-level industrial chains*") and "&" ("477 new
+    *R&D* institutions"); an "and" inside the phrase stays ("35,000 *small and
+    medium-sized enterprises*").
+    """
+    m = re.match(
+        rf"(?:\s*(?!(?:and|or|while)\s+[\d(])[A-Za-z0-9][A-Za-z0-9\-'&/]*|\s*[“”\"]){{1,{n}}}",
+        text[pos:],
+    )
     return m.group(0).strip() if m else ""
 
 
@@ -199,7 +208,17 @@ def pattern_spans(text: str, base: int) -> list[Span]:
     out: list[Span] = []
     for rx, ctype in DATE_RES:
         out.extend(Span(base + m.start(), base + m.end(), ctype) for m in rx.finditer(text))
-    return out
+    # "全國第一" cut out of "全國第一方陣" (the "第一方陣" rule also matched): the whole phrase
+    # replaces the cut one
+    ranks = [s for s in out if s.ctype == "rank"]
+    cut = {a for a in ranks for b in ranks if a.start < b.start < a.end < b.end}
+    joined = [
+        Span(a.start, b.end, "rank")
+        for a in cut
+        for b in ranks
+        if a.start < b.start < a.end < b.end
+    ]
+    return [s for s in out if s not in cut] + joined
 
 
 def quote_spans(text: str, base: int) -> list[Span]:

@@ -12,7 +12,8 @@ import re
 from index.textnorm import char_pinyin, segment_pinyin, stem, to_simplified
 from rag.candidates import Span
 from rag.lexicon import en_to_zh, measure_word_fits, zh_to_en
-from rag.match import coverage, phrase_coverage
+from rag.match import coverage, phrase_coverage, pinyin_word, predicate_coverage
+from rag.timeref import time_agreement
 from rag.types import Query
 
 # How well a candidate type answers a question type (0..1); a linguistic prior.
@@ -43,6 +44,7 @@ COMPAT: dict[str, dict[str, float]] = {
     "duration": {"duration": 1, "measure": 0.3, "count": 0.3, "number": 0.2, "frequency": 0.4},
     "frequency": {"frequency": 1, "duration": 0.7},
     "rank": {"rank": 1, "count": 0.2, "number": 0.3},
+    "phone": {"phone": 1},
     "person": {"person": 1, "name": 0.8, "name_part": 0.5, "zh_np": 0.4},
     "org": {"name": 1, "name_part": 0.6, "zh_np": 0.8, "quote": 0.5, "person": 0.2},
     "place": {"name": 1, "name_part": 0.6, "zh_np": 0.8, "person": 0.3, "quote": 0.3},
@@ -78,7 +80,7 @@ ZH_ONE_RE = re.compile(r"[一兩两][個个家批種种項项位名條条次]")
 
 # Question types whose answer must be of a compatible candidate type: others are dropped.
 STRICT_TYPES = frozenset(
-    "count percent ppoint money measure multiple year date duration frequency rank person".split()
+    "count percent ppoint money measure multiple year date duration frequency rank phone person".split()
 )
 
 
@@ -110,12 +112,24 @@ def sentence_features(
     same_lang: bool,
     ctypes: frozenset[str] = frozenset(),
     clause_max: float = 0.0,
+    entities: tuple[float, float, float] = (1.0, 1.0, 1.0),
 ) -> dict[str, float]:
-    """Features saying how likely a sentence is to hold the answer."""
+    """Features saying how likely a sentence is to hold the answer.
+
+    ``entities``: shares of the question's named entities that the sentence, its passage
+    and its document mention ("the province" in a sentence is the Hunan of its article).
+    """
     cov, _, names = coverage(query, text)
     years_ok, conflict = year_agreement(query, text)
+    time_ok, time_conflict = time_agreement(query.times, text)
     table = COMPAT.get(query.qtype, COMPAT["entity"])
     return {
+        "pred_cov": predicate_coverage(query, text),
+        "ent_sent": entities[0],
+        "ent_psg": entities[1],
+        "ent_doc": entities[2],
+        "time_ok": time_ok,
+        "time_conflict": time_conflict,
         "clause_same": clause_max if same_lang else 0.0,
         "clause_cross": clause_max if not same_lang else 0.0,
         "type_fit": max((table.get(c, 0.0) for c in ctypes), default=0.0),
@@ -173,7 +187,8 @@ FROM_CUES = re.compile(r"(?:\bfrom|\bthan|\bfor|从|從|由|比)\s*$")
 
 # What bounds the noun phrase a number is attached to: punctuation, list words, other numbers.
 ATTACH_STOP_RE = re.compile(
-    r"[,，;；。!?！？:：、()（）]|\.(?:\s|$)|\b(?:and|or|while|respectively|compared)\b|[和与及]|\d"
+    r"[,，;；。!?！？:：、()（）]|\.(?:\s|$)|\b(?:and|or|while|respectively|compared)\b|[和与及]|"
+    r"(?<![\w\-])\d+(?:[.,]\d+)*(?![\d\-])"  # another number, not a compound ("100-billion-yuan")
 )
 RESPECTIVELY_RE = re.compile(r"\brespectively\b|分別|分别")
 LIST_ITEM_RE = re.compile(r"[,，、;；]|\band\b|[和与與及]")
@@ -217,6 +232,20 @@ def respectively_item(text: str, rel: tuple[int, int], numbers: list[tuple[int, 
     return items[len(items) - len(in_list) + own]
 
 
+# Characters that may stand right before / after a Chinese noun phrase: an NP cut out of a
+# longer word ("數字經濟產業園" out of "中電陽泉數字經濟產業園") has a CJK content character there.
+LEFT_EDGE_ZH = frozenset("在于於是为為的和与與及从從向到由被把将將对對给給即称稱")
+RIGHT_EDGE_ZH = frozenset("的了在是为為和与與及等举舉已将將也都")
+BAD_CHARS_RE = re.compile(r"[\"“”()（）\[\]]")
+
+
+def _clean_edge(ch: str, function_chars: frozenset[str]) -> float:
+    """1.0 when a span edge is a word boundary: text edge, space, punctuation or a function word."""
+    if not ch or not ("\u4e00" <= ch <= "\u9fff"):
+        return 1.0 if not ch or not ch.isalnum() else 0.0
+    return float(to_simplified(ch) in function_chars or ch in function_chars)
+
+
 def _clause(text: str, rel: tuple[int, int]) -> str:
     cuts = [0] + [m.end() for m in CLAUSE_RE.finditer(text)] + [len(text)]
     lo = max(c for c in cuts if c <= rel[0])
@@ -233,6 +262,14 @@ def _pinyin_name(text: str) -> float:
     if not all(syl) or sum(len(x) for x in syl) > 4 or len(syl[0]) != 1:
         return 0.0
     return 1.0
+
+
+def _romanised_share(text: str) -> float:
+    """Share of a candidate's words that are romanised Chinese names ("Wuhan", "Jinjiang")."""
+    words = re.findall(r"[A-Za-z]+", text)
+    if not words:
+        return 0.0
+    return sum(len(segment_pinyin(w)) >= 2 and pinyin_word(w.lower()) for w in words) / len(words)
 
 
 def question_overlap(query: Query, cand: str, head: tuple[str, ...] = ()) -> float:
@@ -308,11 +345,14 @@ def candidate_features(
     head: tuple[str, ...],
     clauses: list[tuple[int, int, float]] | None = None,
     numbers: list[tuple[int, int]] | None = None,
+    sentence: dict[str, float] | None = None,
 ) -> dict[str, float]:
     """Features saying how likely a span is the answer.
 
-    ``numbers``: offsets (relative to the sentence) of the sentence's numeric spans.
+    ``numbers``: offsets (relative to the sentence) of the sentence's numeric spans;
+    ``sentence``: the features of the sentence it is in.
     """
+    sentence = sentence or {}
     rel = (span.start - sent_offset, span.end - sent_offset)
     _, positions, _ = coverage(query, sent_text)
     outside = [p for p in positions if p[1] <= rel[0] or p[0] >= rel[1]]
@@ -366,6 +406,7 @@ def candidate_features(
     asks_to = float(bool(ASKS_TO_RE.search(query.norm)))
     overlap = question_overlap(query, cand_text, head)
     year_ok, year_conflict = year_agreement(query, sent_text)
+    time_ok, time_conflict = time_agreement(query.times, sent_text)
     is_name = float(span.ctype in NAME_CTYPES)
     asks_person = float(query.qtype == "person")
     n_chars = len(cand_text)
@@ -386,6 +427,8 @@ def candidate_features(
         "sent_prob": sentence_prob,
         "year_ok": year_ok * float(bool(query.years)),
         "year_conflict": year_conflict,
+        "time_ok": time_ok,
+        "time_conflict": time_conflict,
         "sent_rank": 1.0 / (1 + sentence_rank),
         "proximity": 1.0 / (1.0 + dist / scale),
         "adjacent": float(dist <= (1 if scale == 2.0 else 2)),
@@ -411,6 +454,7 @@ def candidate_features(
         "name_part": float(span.ctype == "name_part"),
         "number_in_q": float(bool(num) and num in query.numbers and span.ctype != "year"),
         "pinyin_name": _pinyin_name(cand_text) if span.ctype in ("name", "name_part") else 0.0,
+        "place_romanised": _romanised_share(cand_text) * float(query.qtype == "place"),
         "zh_person": float(span.ctype == "person"),
         "after_to": float(bool(TO_CUES.search(before))),
         "to_match": float(bool(TO_CUES.search(before))) * asks_to,
@@ -420,6 +464,14 @@ def candidate_features(
         "attach_own": numeric * phrase_coverage(query, own_np),
         "attach_other": numeric * phrase_coverage(query, other_np),
         "respectively": phrase_coverage(query, resp_item) if resp_item else 0.0,
+        "attach_max": numeric
+        * max(phrase_coverage(query, left_np), phrase_coverage(query, right_np)),
+        "np_left_clean": is_name * _clean_edge(sent_text[rel[0] - 1 : rel[0]], LEFT_EDGE_ZH),
+        "np_right_clean": is_name * _clean_edge(sent_text[rel[1] : rel[1] + 1], RIGHT_EDGE_ZH),
+        "bad_chars": float(bool(BAD_CHARS_RE.search(cand_text))),
+        "ent_sent": sentence.get("ent_sent", 1.0),
+        "ent_psg": sentence.get("ent_psg", 1.0),
+        "ent_doc": sentence.get("ent_doc", 1.0),
         **_clause_features(span, clauses or []),
     }
     return feats
@@ -438,13 +490,17 @@ def abstain_features(
     best: dict[str, float] | None = None,
     phrase_in_sentence: float = 0.0,
 ) -> dict[str, float]:
-    """Features saying whether the best answer is supported by the corpus at all."""
+    """Features saying whether the best answer is supported by the corpus at all.
+
+    Few on purpose: the abstention model is fitted on some 130 questions, and every
+    feature added beyond these lowered its cross-validated accuracy (see ``rag fit``).
+    """
     best = best or {}
     sent_dense = sentence.get("dense_same", 0.0) + sentence.get("dense_cross", 0.0)
     cross = float(sentence.get("dense_cross", 0.0) != 0.0)
     return {
         "phrase_sent": phrase_in_sentence,
-        "attach": max(best.get("attach_own", 0.0), best.get("respectively", 0.0)),
+        "pred_sent": sentence.get("pred_cov", 1.0),
         "ent_ctx": entities_ctx,
         "ent_doc": entities_doc,
         "best_compat": best.get("compat", 0.0),
@@ -458,5 +514,4 @@ def abstain_features(
         # the same support; these interactions give it slopes of its own.
         "cross_dense": cross * sent_dense,
         "cross_cov": cross * context_cov,
-        "cross_prob": cross * best_prob,
     }

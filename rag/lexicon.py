@@ -23,6 +23,8 @@ FUNCTION_CHARS = frozenset("在的了是使把被给对和与或及其之也又�
 # Abbreviations common in economic news that CC-CEDICT's English index lacks.
 GLOSSARY: dict[str, tuple[str, ...]] = {
     "sme": ("中小企业",),
+    "smes": ("中小企业",),
+    "medium-sized": ("中小企业", "中型"),  # "small and medium-sized enterprises"
     "gdp": ("生产总值", "地区生产总值"),
     "ai": ("人工智能",),
     "ev": ("新能源汽车", "电动汽车"),

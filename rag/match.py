@@ -22,10 +22,12 @@ from index.textnorm import (
     to_simplified,
 )
 from rag.lexicon import en_to_zh, zh_to_en
+from rag.timeref import time_refs
 from rag.types import Query
 
 GENERIC_ZH = frozenset(
-    "中国 全国 我国 山西 一个 进行 实现 推动 发展 建设 工作 有关 已经 目前 其中".split()
+    "中国 全国 我国 山西 一个 进行 实现 推动 发展 建设 工作 有关 已经 目前 其中 "
+    "什么 多少 哪些 哪个 哪家 哪里 怎样 如何 是否".split()
 )
 
 
@@ -50,6 +52,7 @@ class SentenceView:
     stem_at: dict[str, list[tuple[int, int]]]
     pair_at: dict[str, list[tuple[int, int]]]
     nocomma: str
+    time_at: dict[str, list[tuple[int, int]]]
 
 
 @lru_cache(maxsize=8192)
@@ -83,8 +86,11 @@ def view(text: str) -> SentenceView:
     pair_at: dict[str, list[tuple[int, int]]] = {}
     for t, a, b in pairs:
         pair_at.setdefault(t, []).append((a, b))
+    time_at: dict[str, list[tuple[int, int]]] = {}
+    for key, a, b in time_refs(text):
+        time_at.setdefault(key, []).append((a, b))
     return SentenceView(
-        text, simp, is_zh, stems, tuple(pairs), stem_at, pair_at, text.replace(",", "")
+        text, simp, is_zh, stems, tuple(pairs), stem_at, pair_at, text.replace(",", ""), time_at
     )
 
 
@@ -98,6 +104,8 @@ def _units_cached(query: Query, target_zh: bool) -> tuple[Unit, ...]:
     units: list[Unit] = []
     for n in dict.fromkeys(query.numbers):
         units.append(Unit("number", (n,)))
+    for key in query.times:  # "this year" ~ 今年: one key in both languages
+        units.append(Unit("time", (f"tm:{key}",)))
     if query.lang == "en":
         seen: set[str] = set()
         for m in re.finditer(r"[A-Za-z][A-Za-z\-']*", query.text):
@@ -162,6 +170,8 @@ def find(unit: Unit, sv: SentenceView) -> list[tuple[int, int]]:
                 start = sv.simp.find(body, start + 1)
         elif kind == "py":
             out.extend(sv.pair_at.get(body, ()))
+        elif kind == "tm":
+            out.extend(sv.time_at.get(body, ()))
     if unit.kind == "name" and out:
         found = sum(1 for f in unit.forms if f[3:] in sv.pair_at)
         if found * 2 < len(unit.forms):
@@ -191,10 +201,30 @@ def coverage(query: Query, text: str) -> tuple[float, list[tuple[int, int]], flo
     return hit / total, positions, (name_hit / len(names) if names else 1.0)
 
 
-COUNTRY_WORDS = frozenset({"china", "chinese"})
-COUNTRY_EN = frozenset({"national", "nationwide", "country", "nation"})
+COUNTRY_WORDS = frozenset({"china"})
+# Common words inside English names ("Shanxi Provincial *Energy Administration*"): their
+# dictionary translations do not find the Chinese name, so across languages only the
+# romanised parts ("Shanxi") and true foreign names ("Berlin", "Honda") are looked for.
+NAME_COMMON_WORDS = frozenset(
+    """group company co ltd corp corporation province provincial city municipal county town
+    district village park street road mine plant factory bank university institute college
+    committee department bureau center centre laboratory lab industry industrial industries
+    heavy equipment technology technologies science sciences energy administration office
+    government data digital intelligent intelligence innovation economic economy development
+    zone base platform network internet system association chamber commerce rail transit
+    coal electricity power iron steel new big general national state people team project
+    manufacturing machinery electric chemical materials research services service holdings
+    international modern smart green high tech chinese""".split()
+)
+MONTH_WORDS = frozenset(
+    "january february march april may june july august september october november december "
+    "monday tuesday wednesday thursday friday saturday sunday".split()
+)
+COUNTRY_EN = frozenset(
+    {"national", "nationwide", "country", "nation", "state-level", "national-level"}
+)
 COUNTRY_ZH = ("全国", "我国", "中国", "国家", "全國", "國家")
-ZH_PROPER = frozenset("ns nr nt nz nrt nrfg j".split())
+ZH_PROPER = frozenset("ns nr nt nz nrt nrfg".split())
 QUESTION_WORDS = frozenset(
     "what which who whom whose when where why how in on at by of for the a an to from".split()
 )
@@ -226,15 +256,22 @@ def entity_units(query: Query, sentence_is_zh: bool) -> tuple[Unit, ...]:
                 else:
                     groups.append([w])
         for g in groups:
-            for w in g:
-                if w.lower() in EN_STOPWORDS:
+            for k, w in enumerate(g):
+                low = w.lower()
+                if low in EN_STOPWORDS or len(w) < 2 or low.split("-")[0] in MONTH_WORDS:
                     continue
-                pairs = _name_pairs(w)
-                forms: list[str] = [f"py:{p}" for p in pairs] if pairs and len(w) >= 5 else []
+                pairs = _name_pairs(w) if len(w) >= 5 and pinyin_word(low) else ()
+                first = g is groups[0] and k == 0 and words[0].group(0).startswith(w)
+                if first and len(g) == 1 and not pairs:
+                    continue  # "Roughly how thick ...": a capital from the sentence start
+                forms: list[str] = [f"py:{p}" for p in pairs]
                 if sentence_is_zh:
-                    forms += [f"zh:{t}" for t in en_to_zh(w.lower()) if len(t) >= 2]
+                    # Across languages only romanised names (and the country) carry over:
+                    # a dictionary translation of "Group" or "Heavy" matches anything.
+                    if low in COUNTRY_WORDS or (not pairs and low not in NAME_COMMON_WORDS):
+                        forms += [f"zh:{t}" for t in en_to_zh(low) if len(t) >= 2]
                 else:
-                    forms.append(f"en:{stem(w.lower())}")
+                    forms.append(f"en:{stem(low)}")
                 if w.lower() in COUNTRY_WORDS:  # Chinese news says "national", 全国, 我国
                     forms += [f"zh:{t}" for t in COUNTRY_ZH] if sentence_is_zh else []
                     forms += [f"en:{stem(t)}" for t in COUNTRY_WORDS | COUNTRY_EN]
@@ -242,7 +279,11 @@ def entity_units(query: Query, sentence_is_zh: bool) -> tuple[Unit, ...]:
                     units.append(Unit("entity", tuple(forms)))
     else:
         for tok in jieba_module().posseg.cut(to_simplified(query.text)):
-            if tok.flag not in ZH_PROPER or len(tok.word) < 2 or tok.word in GENERIC_ZH:
+            if len(tok.word) < 2 or tok.word in GENERIC_ZH:
+                continue
+            # jieba's "j" (abbreviation) is a name (中联重科) unless the dictionary knows it
+            # as a common term (中小企业 "SMEs")
+            if tok.flag not in ZH_PROPER and not (tok.flag == "j" and not zh_to_en(tok.word)):
                 continue
             if sentence_is_zh:
                 units.append(Unit("entity", (f"zh:{tok.word}",)))
@@ -255,24 +296,61 @@ def entity_units(query: Query, sentence_is_zh: bool) -> tuple[Unit, ...]:
     return tuple(units)
 
 
-def entity_coverage(query: Query, text: str) -> float:
-    """Share of the question's named entities that a text mentions (1.0 when it names none)."""
+def pinyin_word(low: str) -> bool:
+    """Whether an English word may be a romanised Chinese name ("shanxi", not "chinese")."""
+    meanings = en_to_zh(low)
+    return not meanings or any(
+        "".join(char_pinyin(ch) for ch in t) == low for t in meanings if len(t) >= 2
+    )
+
+
+def entity_coverage(query: Query, text: str, lead: str = "") -> float:
+    """Share of the question's named entities that a text mentions (1.0 when it names none).
+
+    ``lead``: the document's title and opening, whose subject ("Shanxi", "Guangqi Honda")
+    later passages leave unnamed ("the province", "the company").
+    """
     sv = view(text)
+    lv = view(lead) if lead else None
     units = entity_units(query, sv.is_zh)
     if not units:
         return 1.0
     found = 0
     for u in units:
-        if any(_found_form(f, sv) for f in u.forms):
+        if any(_found_form(f, sv) or (lv is not None and _found_form(f, lv)) for f in u.forms):
             found += 1
     return found / len(units)
+
+
+@lru_cache(maxsize=1024)
+def _predicate_units(query: Query, sentence_is_zh: bool) -> tuple[Unit, ...]:
+    names = {f for u in entity_units(query, sentence_is_zh) for f in u.forms}
+    return tuple(
+        u
+        for u in question_units(query, sentence_is_zh)
+        if u.kind in ("word", "time") and not names.intersection(u.forms)
+    )
+
+
+@lru_cache(maxsize=16384)
+def predicate_coverage(query: Query, text: str) -> float:
+    """Share of the question's terms other than its names (what is said about them) in a text.
+
+    "In what year was Huawei's Coal Mine Corps *founded*": a sentence naming the Corps but
+    not its founding does not answer it.
+    """
+    sv = view(text)
+    units = _predicate_units(query, sv.is_zh)
+    if not units:
+        return 1.0
+    return sum(1 for u in units if find(u, sv)) / len(units)
 
 
 def _found_form(form: str, sv: SentenceView) -> bool:
     kind, _, body = form.partition(":")
     if kind == "en":
         return body in sv.stem_at
-    if kind == "zh":
+    if kind in ("zh", "raw"):
         return body in sv.simp
     return body in sv.pair_at
 
@@ -283,7 +361,8 @@ def _phrase_forms(query: Query, sentence_is_zh: bool) -> tuple[tuple[str, ...], 
     out: list[tuple[str, ...]] = []
     for w in query.phrase:
         if query.lang == "en" and not sentence_is_zh:
-            out.append((f"en:{stem(w)}",))
+            # a compound with digits ("100-billion-yuan") is looked up as written
+            out.append((f"raw:{w}",) if any(ch.isdigit() for ch in w) else (f"en:{stem(w)}",))
         elif query.lang == "en":
             forms = tuple(f"zh:{t}" for t in en_to_zh(w) if len(t) >= 2)
             syllables = segment_pinyin(w) if w.isalpha() else []

@@ -7,6 +7,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -98,6 +99,14 @@ class Pipeline:
                 for r in rows
                 if store.sentences[r].start >= p.start and store.sentences[r].end <= p.end
             ]
+        # Each passage with the one before it: "the province" names its subject a few
+        # sentences earlier, often across a passage boundary.
+        self._passage_context: dict[str, str] = {}
+        previous: dict[str, int] = {}
+        for p in sorted(store.passages, key=lambda x: (x.doc_id, x.start)):
+            lo = previous.get(p.doc_id, p.start)
+            self._passage_context[p.passage_id] = store.documents[p.doc_id].text[lo : p.end]
+            previous[p.doc_id] = p.start
         self._sentence_is_zh = np.array(
             [store.documents[s.doc_id].lang != "en" for s in store.sentences], dtype=bool
         )
@@ -160,6 +169,15 @@ class Pipeline:
                 top = lex[idx].max()
                 bm25[idx] = lex[idx] / top if top > 0 else 0.0
         clause_max = self._clause_max(rows, qvec, dense)
+
+        @cache
+        def psg_entities(passage_id: str) -> float:
+            return entity_coverage(query, self._passage_context[passage_id])
+
+        @cache
+        def doc_entities(doc_id: str) -> float:
+            return entity_coverage(query, store.documents[doc_id].text)
+
         out = []
         for i, r in enumerate(rows):
             s = store.sentences[r]
@@ -174,6 +192,11 @@ class Pipeline:
                 bool(is_zh[i]) == q_zh,
                 frozenset(sp.ctype for sp in self._spans(r)),
                 float(clause_max[i]),
+                (
+                    entity_coverage(query, text),
+                    psg_entities(best_rank[r][1]),
+                    doc_entities(s.doc_id),
+                ),
             )
             out.append(ScoredSentence(r, s.doc_id, s.start, s.end, text, 0.0, f, best_rank[r][1]))
         return self.rank_sentences(out)
@@ -274,6 +297,7 @@ class Pipeline:
                 head,
                 clause_of.get(s.row, []),
                 numbers[s.row],
+                s.features,
             )
             out.append(Candidate(s.doc_id, sp.start, sp.end, text, sp.ctype, s, sp.unit, f, 0.0))
         probs = softmax([self.weights.candidate.logit(c.features) for c in out])
@@ -304,7 +328,7 @@ class Pipeline:
             cov,
             names,
             years,
-            entity_coverage(query, context),
+            entity_coverage(query, context, self._passage_context[best.sentence.passage_id]),
             entity_coverage(query, doc.text),
             best.features,
             phrase_coverage(query, best.sentence.text),

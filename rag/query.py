@@ -15,6 +15,7 @@ from index.textnorm import (
     to_simplified,
 )
 from rag.lexicon import en_to_zh, zh_to_en
+from rag.timeref import time_refs
 from rag.types import Query, QuestionType
 
 # Ordered: the first matching rule decides. Patterns see lower-cased, NFKC text.
@@ -24,7 +25,9 @@ EN_RULES: list[tuple[str, QuestionType]] = [
     (r"\b(?:in )?(?:what|which) year\b|\bwhat year\b", "year"),
     (r"\b(?:on )?(?:what|which) (?:date|day)\b", "date"),
     (r"\bhow often\b|\bhow frequently\b", "frequency"),
+    (r"\b(?:tele)?phone number\b|\bhotline\b|\bcontact number\b", "phone"),
     (r"\bopening hours\b|\bwhat hours\b", "duration"),
+    (r"\bhow much time\b|\bhow many (?:seconds|minutes|hours|days|weeks|months)\b", "duration"),
     (r"\bhow long\b(?!.*\b(?:is|are) the\b.*\b(?:line|road|river|bridge)\b)", "duration"),
     (r"\bby how much\b", "percent"),
     (r"\bwhat\b.*\b(?:rate|share|proportion|percentage)\b|\bwhat (?:rate|share)\b", "percent"),
@@ -50,6 +53,11 @@ EN_RULES: list[tuple[str, QuestionType]] = [
         "money",
     ),
     (r"\bhow many\b", "count"),
+    (  # a measured quantity named by its noun: "what is X's energy consumption per ton"
+        r"\bwhat (?:is|was|are|were|will be)\b.*\b(?:consumption|capacity|output|emissions?|"
+        r"thickness|length|height|depth|width|weight|speed|temperature|area|volume|distance)\b",
+        "measure",
+    ),
     (
         r"\bhow (?:large|big|tall|high|thick|fast|hot|cold|heavy|far|deep|wide|long|much)\b|\bwhat (?:size|speed|temperature|area|capacity|length|height|weight|radius|level)\b|\bwithin what radius\b|\bto what (?:size|speed|level)\b",
         "measure",
@@ -64,17 +72,18 @@ EN_RULES: list[tuple[str, QuestionType]] = [
         "person",
     ),
     (
-        r"\b(?:which|what) (?:city|county|province|town|district|street|country|village|region|place)\b|^where\b|\bin which (?:city|county|province|place)\b|\bnear which\b",
+        r"\b(?:which|what) (?:[a-z\-]+ )?(?:city|county|province|town|district|street|country|village|region|place)\b|^where\b|\bin which (?:city|county|province|place)\b|\bnear which\b",
         "place",
     ),
     (
-        r"\b(?:which|what) (?:company|companies|group|enterprise|firm|corporation|bank|organi[sz]ation|brand|mine|plant|chamber|institute|university|laboratory|park)\b",
+        r"\b(?:which|what) (?:[a-z\-]+ )?(?:company|companies|group|enterprise|firm|corporation|bank|organi[sz]ation|brand|mine|plant|chamber|institute|university|laboratory|park)\b",
         "org",
     ),
     (r"\b(?:which|what)\b", "entity"),
 ]
 ZH_RULES: list[tuple[str, QuestionType]] = [
     (r"多少个百分点|几个百分点", "ppoint"),
+    (r"电话|热线|联系方式", "phone"),
     (r"多少倍|几倍", "multiple"),
     (r"哪一年|哪年|什么年份|何年|哪个年份", "year"),
     (r"哪一天|哪天|什么日期|几月几[日号]|何时|什么时候|何日", "date"),
@@ -92,6 +101,11 @@ ZH_RULES: list[tuple[str, QuestionType]] = [
     ),
     (r"(?:增长|提高|下降|降低|减少|增加|上升)(?:了)?多少", "percent"),
     (r"第几|排名|排第|什么位置|哪个位置|位次|第几代|哪一期|哪期", "rank"),
+    (  # a measured quantity named by its noun: "装机容量多少"
+        r"(?:容量|装机|产能|产量|排放量|能耗|面积|长度|高度|厚度|深度|宽度|重量|速度|温度|功率|发电量|用电量)"
+        r"(?:是|为|达到?|约|有|将达到?)?多少",
+        "measure",
+    ),
     (r"多少|几[个家座项种户人位名所条台辆次届]|几大", "count"),
     (r"多高|多大|多长|多宽|多深|多重|多快|多远|多厚|多少米|多少公里|面积|速度|温度", "measure"),
     (r"谁|哪位|何人|什么人", "person"),
@@ -148,7 +162,10 @@ EN_PHRASE_RES = (
         r"(?:rise|grow|increase|fall|drop|decline|decrease|improve|expand|shrink|go up|go down)"
     ),
     re.compile(
-        r"\bwhat (?:is|was|are|were|will be) (?:the )?((?:[a-z0-9'&\-]+ ){0,8}?[a-z0-9'&\-]+)(?= of\b| in\b| at\b| for\b| by\b|\?|$)"
+        r"\bwhat (?:is|was|are|were|will be) (?:the )?((?:[a-z0-9'&\-]+ ){0,11}?[a-z0-9'&\-]+)(?= of\b| in\b| at\b| for\b| by\b| per\b|\?|$)"
+    ),
+    re.compile(  # "what *five-year cumulative improvement in air quality* did Shanxi record"
+        r"\bwhat ((?:[a-z0-9'&\-]+ ){0,8}?[a-z0-9'&\-]+) (?:did|does|do|has|have|had|will)\b"
     ),
 )
 ZH_PHRASE_AFTER_RE = re.compile(
@@ -156,6 +173,13 @@ ZH_PHRASE_AFTER_RE = re.compile(
 )
 ZH_PHRASE_BEFORE_RE = re.compile(
     r"([\u4e00-\u9fff]{2,12}?)(?:提高|增长|下降|降低|减少|增加|上升|达到|是|为|有)?了?(?:多少|几)"
+)
+
+
+# Words that name the answer's type, not the thing asked about ("on what *date* did ...").
+TYPE_WORDS = frozenset(
+    "date day year month time city county province place country company person kind type "
+    "number speed size level amount".split()
 )
 
 
@@ -174,7 +198,10 @@ def _phrase(text: str, norm: str, lang: str) -> tuple[str, ...]:
                 keep = [
                     w
                     for w in words
-                    if w not in EN_STOPWORDS and w not in names and not YEAR_RE.fullmatch(w)
+                    if w not in EN_STOPWORDS
+                    and w not in names
+                    and not YEAR_RE.fullmatch(w)
+                    and (rx is not EN_PHRASE_RES[-1] or w not in TYPE_WORDS)
                 ]
                 if keep:
                     return tuple(keep)
@@ -236,4 +263,5 @@ def analyze(question: str) -> Query:
         names=tuple(names),
         pinyin=tuple(dict.fromkeys(pinyin_terms(text))),
         phrase=_phrase(text, bare, lang),
+        times=tuple(dict.fromkeys(key for key, _, _ in time_refs(text))),
     )

@@ -34,6 +34,7 @@ QuestionType = Literal[
     "duration",
     "frequency",
     "rank",
+    "phone",
     "person",
     "org",
     "place",
@@ -62,6 +63,9 @@ class Query:
     # Content words of the phrase the question asks about ("how many *new R&D institutions*",
     # "多少家*科技型中小企业*"), without names, years and question words.
     phrase: tuple[str, ...] = ()
+    # Relative time phrases as language-free keys ("this_year", "past_3_years"): see
+    # rag.timeref.
+    times: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -78,3 +78,41 @@ def test_respectively_pairs_each_number_with_its_item():
     zn = [(zh.index("4.2%"), zh.index("4.2%") + 4), (zh.index("7.1%"), zh.index("7.1%") + 4)]
     assert respectively_item(zh, zn[1], zn).startswith("农村")
     assert respectively_item("Incomes rose by 4.2% and 7.1%.", (15, 19), [(15, 19), (24, 28)]) == ""
+
+
+def test_a_rank_cut_out_of_a_longer_rank_phrase_is_replaced_by_the_whole():
+    _, spans = spans_of("綜合算力指數穩居全國第一方陣,綠電外送量全國第一。")
+    assert ("全國第一方陣", "rank") in spans
+    assert ("全國第一", "rank") in spans  # the second, standalone one
+    d, _ = spans_of("綜合算力指數穩居全國第一方陣。")
+    texts = {d.text[s.start : s.end] for s in extract_spans(d, 0, len(d.text))}
+    assert "全國第一" not in texts
+
+
+def test_the_words_after_a_number_include_digits_and_ampersands():
+    from rag.candidates import numeric_spans
+
+    text = (
+        "formed 6 100-billion-level industrial chains and 4 others; 477 new R&D institutions, "
+        "35,000 small and medium-sized enterprises"
+    )
+    by_text = {text[s.start : s.end]: s.following for s in numeric_spans(text, 0)}
+    assert by_text["6"] == "100-billion-level industrial chains"  # the next item starts
+    assert by_text["477"] == "new R&D institutions"
+    assert by_text["35,000"] == "small and medium-sized enterprises"
+
+
+def test_noun_phrase_edges_must_be_word_boundaries():
+    from rag.features import LEFT_EDGE_ZH, _clean_edge
+
+    # "中電陽泉數字經濟產業園" in "在中電陽泉數字經濟產業園舉行": 在 before it is a boundary,
+    # 泉 before "數字經濟產業園" is the middle of a name
+    assert _clean_edge("在", LEFT_EDGE_ZH) == 1.0
+    assert _clean_edge("泉", LEFT_EDGE_ZH) == 0.0
+    assert _clean_edge("", LEFT_EDGE_ZH) == 1.0  # sentence start
+    assert _clean_edge(" ", LEFT_EDGE_ZH) == 1.0 and _clean_edge("a", LEFT_EDGE_ZH) == 0.0
+
+
+def test_times_per_second_is_a_rate_not_a_multiple():
+    _, spans = spans_of("It runs at 2 trillion times per second.")
+    assert ("2 trillion times per second", "measure") in spans

@@ -66,3 +66,69 @@ def test_romanised_terms_and_news_abbreviations_meet_chinese_text():
     q = analyze("How many ('zhuanjingtexin') SMEs did Shanxi cultivate?")
     assert phrase_coverage(q, "培育專精特新中小企業626家") == 1.0
     assert phrase_coverage(q, "新增科技型企業") == 0.0
+
+
+def test_entity_units_skip_sentence_initial_capitals_months_and_adjectives():
+    from rag.match import entity_units
+    from rag.query import analyze
+
+    def names(question, zh=False):
+        return [u.forms for u in entity_units(analyze(question), zh)]
+
+    assert names("Roughly how thick is the seam at Jinxinda's face?") == [
+        ("py:jin_xin", "py:xin_da", "en:jinxinda")
+    ]
+    assert names("In January-February, how fast did Hunan grow?") == [("py:hu_nan", "en:hunan")]
+    # "Chinese article" is no place; "Chinese" is no pinyin name either
+    assert names("What number is listed at the end of the Chinese article?", zh=True) == []
+
+
+def test_across_languages_only_romanised_and_foreign_names_are_entities():
+    from rag.match import entity_coverage
+    from rag.query import analyze
+
+    q = analyze("In which county is Shanxi Hengyue Group's workshop located?")
+    # "Group" has no dictionary form that finds 集团: it is not required
+    assert entity_coverage(q, "山西恒跃集团的生产车间位于定襄县。") == 1.0
+    assert entity_coverage(q, "湖南某集团的生产车间位于定襄县。") == 0.0
+    q = analyze("In what year did the Berlin Wall fall?")
+    assert entity_coverage(q, "山西省政府工作报告显示,截至2024年底") == 0.0
+    assert entity_coverage(q, "柏林墙于1989年倒塌。") > 0.0  # "Berlin" -> 柏林
+
+
+def test_chinese_abbreviations_are_names_unless_the_dictionary_knows_them():
+    from rag.match import entity_units
+    from rag.query import analyze
+
+    forms = [u.forms for u in entity_units(analyze("中联重科智能产业城的占地面积有多大?"), True)]
+    assert ("zh:中联重科",) in forms
+    forms = [u.forms for u in entity_units(analyze("湖北有多少家中小企业?"), True)]
+    assert ("zh:中小企业",) not in forms
+
+
+def test_entity_named_in_the_lead_counts_for_a_later_sentence():
+    from rag.match import entity_coverage
+    from rag.query import analyze
+
+    q = analyze("How much time does the inspection at Guangqi Honda allow?")
+    sentence = "In just 51 seconds, more than a dozen lights are checked."
+    assert entity_coverage(q, sentence) == 0.0
+    assert entity_coverage(q, sentence, "Chen Yaoming leads inspection at Guangqi Honda.") == 1.0
+
+
+def test_predicate_coverage_ignores_the_names():
+    from rag.match import predicate_coverage
+    from rag.query import analyze
+
+    q = analyze("In what year was Huawei's Coal Mine Corps founded?")
+    assert predicate_coverage(q, "Huawei Coal Mine Corps was founded in 2021.") == 1.0
+    assert predicate_coverage(q, "By 2022, Shanxi had built 37 intelligent coal mines.") == 0.0
+
+
+def test_phrase_words_with_digits_match_as_written():
+    from rag.match import phrase_coverage
+    from rag.query import analyze
+
+    q = analyze("How many 100-billion-yuan industries has Hunan cultivated?")
+    assert phrase_coverage(q, "16 100-billion-yuan industries") == 1.0
+    assert phrase_coverage(q, "3 trillion-yuan industries") == 0.5

@@ -30,6 +30,13 @@ from rag.query import analyze
         ("这款手机的售价是多少?", "money"),
         ("What was the city's GDP in 2023?", "money"),
         ("What was the city's GDP growth rate in 2023?", "percent"),
+        ("How much time does the final inspection allow for checking a car?", "duration"),
+        ("Which coal mine used to occupy the site of the plant?", "org"),
+        ("In which coastal city is the centre located?", "place"),
+        ("What telephone number is listed for copyright enquiries?", "phone"),
+        ("联系电话是多少?", "phone"),
+        ("安徽今年计划新增可再生能源发电装机容量多少?", "measure"),
+        ("What is the plant's comprehensive energy consumption per ton of steel?", "measure"),
     ],
 )
 def test_question_types(question, qtype):
@@ -76,3 +83,16 @@ def test_pinyin_terms_for_names():
 )
 def test_asked_phrase_leaves_out_names_and_years(question, phrase):
     assert analyze(question).phrase == phrase
+
+
+def test_phrase_of_what_x_did_questions_leaves_out_type_words():
+    q = analyze("What five-year cumulative improvement in air quality did Shanxi record?")
+    assert q.phrase[:3] == ("five-year", "cumulative", "improvement")
+    # "date" names the answer's type, not the thing asked about
+    assert analyze("On what date did BYD lay the foundation stone?").phrase == ()
+
+
+def test_relative_time_phrases_are_constraints():
+    assert analyze("近三年河南新建了多少家省级产业研究院?").times == ("past_3_years",)
+    assert analyze("How many mines did Shanxi build this year?").times == ("this_year",)
+    assert analyze("How many mines did Shanxi build?").times == ()
