@@ -69,4 +69,6 @@ def test_rag_fit_command_writes_weights_that_load(tmp_path):
     weights = AnswerWeights.load(out)
     assert 0.0 <= weights.threshold <= 1.0
     assert 0.5 < weights.meta["cv_accuracy"]["overall"] <= weights.meta["train_accuracy"]
-    assert weights.abstain.weights["ent_ctx"] >= 0 and weights.abstain.weights["target_missing"] <= 0
+    assert (
+        weights.abstain.weights["ent_ctx"] >= 0 and weights.abstain.weights["target_missing"] <= 0
+    )
