@@ -187,7 +187,8 @@ FROM_CUES = re.compile(r"(?:\bfrom|\bthan|\bfor|从|從|由|比)\s*$")
 
 # What bounds the noun phrase a number is attached to: punctuation, list words, other numbers.
 ATTACH_STOP_RE = re.compile(
-    r"[,，;；。!?！？:：、()（）]|\.(?:\s|$)|\b(?:and|or|while|respectively|compared)\b|[和与及]|"
+    r"[,，;；。!?！？:：、()（）]|\.(?:\s|$)|\b(?:while|respectively|compared)\b|[和与及]|"
+    r"\b(?:and|or)\b(?=\s+\d)|"  # "and 4 others" starts an item; "small and medium-sized" does not
     r"(?<![\w\-])\d+(?:[.,]\d+)*(?![\d\-])"  # another number, not a compound ("100-billion-yuan")
 )
 RESPECTIVELY_RE = re.compile(r"\brespectively\b|分別|分别")

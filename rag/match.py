@@ -83,6 +83,10 @@ def view(text: str) -> SentenceView:
     stem_at: dict[str, list[tuple[int, int]]] = {}
     for t, a, b in stems:
         stem_at.setdefault(t, []).append((a, b))
+        if "-" in t:  # "technology-based" also stands for "technology"
+            for part in text[a:b].lower().split("-"):
+                if len(part) >= 3:
+                    stem_at.setdefault(stem(part), []).append((a, b))
     pair_at: dict[str, list[tuple[int, int]]] = {}
     for t, a, b in pairs:
         pair_at.setdefault(t, []).append((a, b))
@@ -225,6 +229,7 @@ COUNTRY_EN = frozenset(
 )
 COUNTRY_ZH = ("全国", "我国", "中国", "国家", "全國", "國家")
 ZH_PROPER = frozenset("ns nr nt nz nrt nrfg".split())
+ASPECT_PARTICLES = frozenset("了过過着著")
 QUESTION_WORDS = frozenset(
     "what which who whom whose when where why how in on at by of for the a an to from".split()
 )
@@ -278,9 +283,12 @@ def entity_units(query: Query, sentence_is_zh: bool) -> tuple[Unit, ...]:
                 if forms:
                     units.append(Unit("entity", tuple(forms)))
     else:
-        for tok in jieba_module().posseg.cut(to_simplified(query.text)):
+        toks = list(jieba_module().posseg.cut(to_simplified(query.text)))
+        for k, tok in enumerate(toks):
             if len(tok.word) < 2 or tok.word in GENERIC_ZH:
                 continue
+            if k + 1 < len(toks) and toks[k + 1].word in ASPECT_PARTICLES:
+                continue  # "河南新建了": an aspect particle follows a verb, not a name
             # jieba's "j" (abbreviation) is a name (中联重科) unless the dictionary knows it
             # as a common term (中小企业 "SMEs")
             if tok.flag not in ZH_PROPER and not (tok.flag == "j" and not zh_to_en(tok.word)):

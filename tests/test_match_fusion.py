@@ -132,3 +132,12 @@ def test_phrase_words_with_digits_match_as_written():
     q = analyze("How many 100-billion-yuan industries has Hunan cultivated?")
     assert phrase_coverage(q, "16 100-billion-yuan industries") == 1.0
     assert phrase_coverage(q, "3 trillion-yuan industries") == 0.5
+
+
+def test_a_word_before_an_aspect_particle_is_a_verb_not_a_name():
+    from rag.match import entity_units
+    from rag.query import analyze
+
+    # jieba tags 新建 ("newly built", also a district of Nanchang) as a place name
+    forms = [u.forms for u in entity_units(analyze("近三年河南新建了多少家省级产业研究院?"), True)]
+    assert forms == [("zh:河南",)]
