@@ -407,7 +407,6 @@ def candidate_features(
     asks_to = float(bool(ASKS_TO_RE.search(query.norm)))
     overlap = question_overlap(query, cand_text, head)
     year_ok, year_conflict = year_agreement(query, sent_text)
-    time_ok, time_conflict = time_agreement(query.times, sent_text)
     is_name = float(span.ctype in NAME_CTYPES)
     asks_person = float(query.qtype == "person")
     n_chars = len(cand_text)
@@ -428,8 +427,8 @@ def candidate_features(
         "sent_prob": sentence_prob,
         "year_ok": year_ok * float(bool(query.years)),
         "year_conflict": year_conflict,
-        "time_ok": time_ok,
-        "time_conflict": time_conflict,
+        "time_ok": sentence.get("time_ok", 0.0),  # the sentence's, computed once there
+        "time_conflict": sentence.get("time_conflict", 0.0),
         "sent_rank": 1.0 / (1 + sentence_rank),
         "proximity": 1.0 / (1.0 + dist / scale),
         "adjacent": float(dist <= (1 if scale == 2.0 else 2)),
