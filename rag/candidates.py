@@ -211,14 +211,9 @@ def pattern_spans(text: str, base: int) -> list[Span]:
     # "全國第一" cut out of "全國第一方陣" (the "第一方陣" rule also matched): the whole phrase
     # replaces the cut one
     ranks = [s for s in out if s.ctype == "rank"]
-    cut = {a for a in ranks for b in ranks if a.start < b.start < a.end < b.end}
-    joined = [
-        Span(a.start, b.end, "rank")
-        for a in cut
-        for b in ranks
-        if a.start < b.start < a.end < b.end
-    ]
-    return [s for s in out if s not in cut] + joined
+    overlaps = [(a, b) for a in ranks for b in ranks if a.start < b.start < a.end < b.end]
+    cut = {a for a, _ in overlaps}
+    return [s for s in out if s not in cut] + [Span(a.start, b.end, "rank") for a, b in overlaps]
 
 
 def quote_spans(text: str, base: int) -> list[Span]:
