@@ -189,11 +189,13 @@ FROM_CUES = re.compile(r"(?:\bfrom|\bthan|\bfor|从|從|由|比)\s*$")
 ATTACH_STOP_RE = re.compile(
     r"[,，;；。!?！？:：、()（）]|\.(?:\s|$)|\b(?:while|respectively|compared)\b|[和与及]|"
     r"\b(?:and|or)\b(?=\s+\d)|"  # "and 4 others" starts an item; "small and medium-sized" does not
-    r"(?<![\w\-])\d+(?:[.,]\d+)*(?![\d\-])"  # another number, not a compound ("100-billion-yuan")
+    r"(?<![A-Za-z0-9_\-])\d+(?:[.,]\d+)*(?![\d\-])"  # another number, not a compound ("100-billion-yuan")
 )
 RESPECTIVELY_RE = re.compile(r"\brespectively\b|分別|分别")
 LIST_ITEM_RE = re.compile(r"[,，、;；]|\band\b|[和与與及]")
 ATTACH_CHARS = 60
+RANGE_FROM_RE = re.compile(r"(?:\bfrom|[从從由])\s*$")
+RANGE_TO_RE = re.compile(r"^[^,，;；。]{0,40}?(?:\bto|至|到)\s*$")
 
 
 def attached_phrases(text: str, rel: tuple[int, int]) -> tuple[str, str]:
@@ -206,8 +208,20 @@ def attached_phrases(text: str, rel: tuple[int, int]) -> tuple[str, str]:
     stop = ATTACH_STOP_RE.search(text, rel[1], right_end)
     right = text[rel[1] : stop.start() if stop else right_end]
     left_start = max(0, rel[0] - ATTACH_CHARS)
-    stops = list(ATTACH_STOP_RE.finditer(text, left_start, rel[0]))
+    while left_start > 0 and text[left_start - 1].isascii() and text[left_start - 1].isalnum():
+        left_start -= 1  # the whole first word, not its tail
+    # Searched past rel[0] and cut there: an end position would hide what the lookaheads need
+    # to see ("and" is a boundary only before a number, and the number is our span).
+    stops = [m for m in ATTACH_STOP_RE.finditer(text, left_start, rel[1]) if m.end() <= rel[0]]
     left = text[stops[-1].end() if stops else left_start : rel[0]]
+    # "dropped from 420 kg in the past to 380 kg", "由420公斤降至380公斤": the second value
+    # belongs to the phrase of the first
+    if stops and RANGE_TO_RE.search(left):
+        prev = stops[-1]
+        if prev.group().replace(".", "").replace(",", "").isdigit() and RANGE_FROM_RE.search(
+            text, max(0, prev.start() - 8), prev.start()
+        ):
+            left = attached_phrases(text, (prev.start(), prev.end()))[0] + left
     return left, right
 
 

@@ -98,6 +98,32 @@ def lemmas(word: str) -> list[str]:
     return out
 
 
+# Words that report the same change in news prose ("grow" ~ "increased by"), with the
+# irregular forms the suffix stemmer cannot reduce.
+EN_SYNONYM_GROUPS = (
+    "increase increased increases grow grew grown growth rise rose risen raise raised climb "
+    "climbed expand expanded gain gained",
+    "decrease decreased decreases fall fell fallen drop dropped decline declined reduce "
+    "reduced reduction cut lower lowered",
+)
+
+
+@lru_cache(maxsize=1)
+def _synonym_stems() -> dict[str, tuple[str, ...]]:
+    out: dict[str, tuple[str, ...]] = {}
+    for group in EN_SYNONYM_GROUPS:
+        stems = tuple(dict.fromkeys(stem(w) for w in group.split()))
+        for s in stems:
+            out[s] = stems
+    return out
+
+
+def en_synonyms(word: str) -> tuple[str, ...]:
+    """Stems of the words that say the same as an English word (the word's own included)."""
+    own = stem(word.lower())
+    return _synonym_stems().get(own, (own,))
+
+
 def en_to_zh(word: str) -> tuple[str, ...]:
     """Simplified-Chinese renderings of an English word (empty when unknown)."""
     table = _tables()[0]

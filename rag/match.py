@@ -21,7 +21,7 @@ from index.textnorm import (
     stem,
     to_simplified,
 )
-from rag.lexicon import en_to_zh, zh_to_en
+from rag.lexicon import en_synonyms, en_to_zh, zh_to_en
 from rag.timeref import time_refs
 from rag.types import Query
 
@@ -29,6 +29,10 @@ GENERIC_ZH = frozenset(
     "中国 全国 我国 山西 一个 进行 实现 推动 发展 建设 工作 有关 已经 目前 其中 "
     "什么 多少 哪些 哪个 哪家 哪里 怎样 如何 是否".split()
 )
+
+
+# "how *fast*", "how *long*": the word after "how" asks for the answer, the text won't say it
+HOW_WORD_RE = re.compile(r"\bhow\s+$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -112,10 +116,16 @@ def _units_cached(query: Query, target_zh: bool) -> tuple[Unit, ...]:
         units.append(Unit("time", (f"tm:{key}",)))
     if query.lang == "en":
         seen: set[str] = set()
+        # words of a time phrase are matched as its key ("January-February" ~ 1-2月)
+        timed = [(a, b) for _, a, b in time_refs(query.text)]
         for m in re.finditer(r"[A-Za-z][A-Za-z\-']*", query.text):
             w = m.group(0)
             lw = w.lower()
             if lw in EN_STOPWORDS or len(lw) < 3 or lw in seen:
+                continue
+            if any(a <= m.start() < b for a, b in timed) or HOW_WORD_RE.search(
+                query.text, 0, m.start()
+            ):
                 continue
             seen.add(lw)
             pairs = _name_pairs(w) if w[0].isupper() else ()
@@ -128,7 +138,11 @@ def _units_cached(query: Query, target_zh: bool) -> tuple[Unit, ...]:
                 if forms:
                     units.append(Unit("word", tuple(f"zh:{t}" for t in forms)))
             else:
-                units.append(Unit("word", (f"en:{stem(lw)}",)))
+                stems = [f"en:{s}" for s in en_synonyms(lw)]
+                parts = [stem(p) for p in lw.split("-") if len(p) >= 2]
+                if len(parts) > 1:  # "above-designated-size" ~ "above designated size"
+                    stems.append("all:" + "+".join(parts))
+                units.append(Unit("word", tuple(stems)))
     else:
         jieba = jieba_module()
 
@@ -167,6 +181,10 @@ def find(unit: Unit, sv: SentenceView) -> list[tuple[int, int]]:
                 )
         elif kind == "en":
             out.extend(sv.stem_at.get(body, ()))
+        elif kind == "all":
+            parts = body.split("+")
+            if all(p in sv.stem_at for p in parts):
+                out.extend(pos for p in parts for pos in sv.stem_at[p])
         elif kind == "zh":
             start = sv.simp.find(body)
             while start >= 0:
@@ -358,6 +376,8 @@ def _found_form(form: str, sv: SentenceView) -> bool:
     kind, _, body = form.partition(":")
     if kind == "en":
         return body in sv.stem_at
+    if kind == "all":
+        return all(p in sv.stem_at for p in body.split("+"))
     if kind in ("zh", "raw"):
         return body in sv.simp
     return body in sv.pair_at

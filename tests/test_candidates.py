@@ -62,6 +62,11 @@ def test_numbers_attach_to_the_phrase_after_them_in_english_and_before_in_chines
     zh = "山西培育专精特新中小企业626家、科技型企业1599家。"
     j = zh.index("1599")
     assert attached_phrases(zh, (j, j + 5))[0] == "科技型企业"
+    # "and" right before our own number ends the previous item's phrase
+    two = "It will print 100 key common technologies and 100 innovation catalogs."
+    k = two.rindex("100")
+    assert attached_phrases(two, (k, k + 3))[0].strip() == ""
+    assert attached_phrases(two, (k, k + 3))[1].strip() == "innovation catalogs"
 
 
 def test_respectively_pairs_each_number_with_its_item():

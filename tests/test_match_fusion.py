@@ -1,6 +1,6 @@
 from index.textnorm import lexical_terms, segment_pinyin, to_simplified
 from rag.lexicon import en_to_zh, measure_word_fits, zh_to_en
-from rag.match import coverage
+from rag.match import coverage, predicate_coverage
 from rag.query import analyze
 from rag.retrieve import rrf
 
@@ -141,3 +141,15 @@ def test_a_word_before_an_aspect_particle_is_a_verb_not_a_name():
     # jieba tags 新建 ("newly built", also a district of Nanchang) as a place name
     forms = [u.forms for u in entity_units(analyze("近三年河南新建了多少家省级产业研究院?"), True)]
     assert forms == [("zh:河南",)]
+
+
+def test_change_verbs_hyphenated_compounds_and_time_words_match_their_equivalents():
+    q = analyze(
+        "In January-February, how fast did Hunan's above-designated-size equipment "
+        "manufacturing grow?"
+    )
+    text = "The equipment manufacturing industry above designated size increased by 9.5%."
+    # "grow" ~ "increased", "above-designated-size" ~ "above designated size"; the time
+    # phrase is one unit (its own key), and "fast" after "how" is not a term
+    assert predicate_coverage(q, text) == 0.8
+    assert predicate_coverage(q, "The equipment industry grew fast.") < 0.5
