@@ -56,6 +56,13 @@ def to_simplified(text: str) -> str:
 
     The result has the same length as the input, so offsets carry over.
     """
+    if len(text) <= 512:  # sentences are folded again for every question
+        return _to_simplified_cached(text)
+    return "".join(_simplify_char(ch) if is_cjk(ch) else ch for ch in text)
+
+
+@lru_cache(maxsize=32768)
+def _to_simplified_cached(text: str) -> str:
     return "".join(_simplify_char(ch) if is_cjk(ch) else ch for ch in text)
 
 

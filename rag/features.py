@@ -139,7 +139,9 @@ def sentence_features(
         "dense_rank": 1.0 / (1 + dense_rank),
         "bm25": bm25,
         "cov_same": cov if same_lang else 0.0,
-        "cov_cross": cov if not same_lang else 0.0,
+        # each direction has its own dictionary (and its own reliability)
+        "cov_cross": cov if not same_lang and query.lang == "en" else 0.0,
+        "cov_cross_zh": cov if not same_lang and query.lang == "zh" else 0.0,
         "names": names,
         "years_ok": years_ok,
         "passage_rank": 1.0 / (1 + passage_rank),

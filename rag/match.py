@@ -27,7 +27,7 @@ from rag.types import Query
 
 GENERIC_ZH = frozenset(
     "中国 全国 我国 山西 一个 进行 实现 推动 发展 建设 工作 有关 已经 目前 其中 "
-    "什么 多少 哪些 哪个 哪家 哪里 怎样 如何 是否".split()
+    "什么 多少 哪些 哪个 哪家 哪里 怎样 如何 是否 几大 之一".split()
 )
 
 
@@ -181,6 +181,11 @@ def find(unit: Unit, sv: SentenceView) -> list[tuple[int, int]]:
                 )
         elif kind == "en":
             out.extend(sv.stem_at.get(body, ()))
+        elif kind == "raw":
+            start = sv.simp.find(body)
+            while start >= 0:
+                out.append((start, start + len(body)))
+                start = sv.simp.find(body, start + 1)
         elif kind == "all":
             parts = body.split("+")
             if all(p in sv.stem_at for p in parts):
@@ -262,7 +267,7 @@ def entity_units(query: Query, sentence_is_zh: bool) -> tuple[Unit, ...]:
     """
     units: list[Unit] = []
     if query.lang == "en":
-        words = list(re.finditer(r"[A-Za-z][A-Za-z\-]*(?:['’]s)?", query.text))
+        words = list(re.finditer(r"[A-Za-z][A-Za-z0-9\-]*(?:['’]s)?", query.text))
         groups: list[list[str]] = []
         for i, m in enumerate(words):
             w = re.sub(r"['’]s$", "", m.group(0))
@@ -288,6 +293,10 @@ def entity_units(query: Query, sentence_is_zh: bool) -> tuple[Unit, ...]:
                 if first and len(g) == 1 and not pairs:
                     continue  # "Roughly how thick ...": a capital from the sentence start
                 forms: list[str] = [f"py:{p}" for p in pairs]
+                if any(ch.isdigit() for ch in w):  # "PM10", "L2": written alike in both languages
+                    coded = [p for p in low.split("-") if any(ch.isdigit() for ch in p)]
+                    units.append(Unit("entity", tuple(f"raw:{p}" for p in coded)))
+                    continue
                 if sentence_is_zh:
                     # Across languages only romanised names (and the country) carry over:
                     # a dictionary translation of "Group" or "Heavy" matches anything.
@@ -309,7 +318,9 @@ def entity_units(query: Query, sentence_is_zh: bool) -> tuple[Unit, ...]:
                 continue  # "河南新建了": an aspect particle follows a verb, not a name
             # jieba's "j" (abbreviation) is a name (中联重科) unless the dictionary knows it
             # as a common term (中小企业 "SMEs")
-            if tok.flag not in ZH_PROPER and not (tok.flag == "j" and not zh_to_en(tok.word)):
+            if tok.flag not in ZH_PROPER and not (
+                tok.flag == "j" and not zh_to_en(tok.word, head=False)
+            ):
                 continue
             if sentence_is_zh:
                 units.append(Unit("entity", (f"zh:{tok.word}",)))

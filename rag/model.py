@@ -20,13 +20,17 @@ class LinearModel:
     mean: dict[str, float]
     scale: dict[str, float]
 
+    def __post_init__(self) -> None:
+        # folded once: w * (x - mean) / scale = coef * x + offset
+        coef = {n: w / (self.scale.get(n, 1.0) or 1.0) for n, w in self.weights.items() if w != 0.0}
+        offset = self.bias - sum(c * self.mean.get(n, 0.0) for n, c in coef.items())
+        object.__setattr__(self, "_coef", tuple(coef.items()))
+        object.__setattr__(self, "_offset", offset)
+
     def logit(self, features: dict[str, float]) -> float:
         """The raw linear score."""
-        total = self.bias
-        for name, w in self.weights.items():
-            x = features.get(name, 0.0)
-            total += w * (x - self.mean.get(name, 0.0)) / (self.scale.get(name, 1.0) or 1.0)
-        return total
+        get = features.get
+        return self._offset + sum(c * get(n, 0.0) for n, c in self._coef)  # type: ignore[attr-defined]
 
     def prob(self, features: dict[str, float]) -> float:
         """The score squashed to 0..1."""

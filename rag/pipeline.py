@@ -310,7 +310,14 @@ class Pipeline:
             return {}
         best = candidates[0]
         key = to_simplified(best.text).lower()
-        mass = sum(c.score for c in candidates if to_simplified(c.text).lower() == key)
+        # the answer's probability is shared by its variants: the same text elsewhere, and
+        # the longer and shorter spans over it ("7×24小時", "24小時"; "Co., Ltd", "Co")
+        mass = sum(
+            c.score
+            for c in candidates
+            if to_simplified(c.text).lower() == key
+            or (c.doc_id == best.doc_id and c.start < best.end and best.start < c.end)
+        )
         others = [c.score for c in candidates[1:] if to_simplified(c.text).lower() != key]
         margin = best.score - (others[0] if others else 0.0)
         doc = self.store.documents[best.doc_id]

@@ -26,6 +26,14 @@ def test_dictionary_both_ways():
     assert not measure_word_fits("座", "households")
 
 
+def test_chinese_words_translate_through_cc_cedict_and_their_head_character():
+    assert "energi" in zh_to_en("能源")  # missing from the English word list
+    assert "subsidiari" in zh_to_en("子公司")
+    assert "vinegar" in zh_to_en("名醋")  # unknown compound: its last character, the head
+    assert "increas" in zh_to_en("提高")
+    assert zh_to_en("中联重科", head=False) == ()  # an abbreviation stays unknown
+
+
 def test_simplified_folding_keeps_length():
     t = "綜合算力指數穩居全國第一方陣"
     assert len(to_simplified(t)) == len(t)
@@ -153,3 +161,14 @@ def test_change_verbs_hyphenated_compounds_and_time_words_match_their_equivalent
     # phrase is one unit (its own key), and "fast" after "how" is not a term
     assert predicate_coverage(q, text) == 0.8
     assert predicate_coverage(q, "The equipment industry grew fast.") < 0.5
+
+
+def test_codes_with_digits_are_entities_written_alike_in_both_languages():
+    from rag.match import entity_coverage, entity_units
+
+    q = analyze("What standard did Shanxi's annual average PM10 concentration meet?")
+    assert entity_coverage(q, "PM10年均濃度首次達到國家二級標準", lead="山西省政府工作報告") == 1.0
+    assert entity_coverage(q, "年均濃度首次達到國家二級標準", lead="山西省政府工作報告") == 0.5
+    # "L2-or-above": the code is "L2", the rest is ordinary words
+    q = analyze("What was the penetration rate of cars with L2-or-above assisted driving?")
+    assert [u.forms for u in entity_units(q, False)] == [("raw:l2",)]
