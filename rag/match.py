@@ -207,6 +207,13 @@ def find(unit: Unit, sv: SentenceView) -> list[tuple[int, int]]:
 
 
 @lru_cache(maxsize=16384)
+def _unit_hits(query: Query, text: str) -> tuple[list[tuple[int, int]], ...]:
+    """Where each of the question's units occurs in a text (one search per unit and text)."""
+    sv = view(text)
+    return tuple(find(u, sv) for u in question_units(query, sv.is_zh))
+
+
+@lru_cache(maxsize=16384)
 def coverage(query: Query, text: str) -> tuple[float, list[tuple[int, int]], float]:
     """Share of question units found in a sentence, their positions, and the name share."""
     sv = view(text)
@@ -218,8 +225,7 @@ def coverage(query: Query, text: str) -> tuple[float, list[tuple[int, int]], flo
     names = [u for u in units if u.kind == "name"]
     name_hit = 0
     positions: list[tuple[int, int]] = []
-    for u in units:
-        where = find(u, sv)
+    for u, where in zip(units, _unit_hits(query, text), strict=True):
         if where:
             hit += u.weight
             positions.extend(where)
@@ -360,11 +366,12 @@ def entity_coverage(query: Query, text: str, lead: str = "") -> float:
 
 
 @lru_cache(maxsize=1024)
-def _predicate_units(query: Query, sentence_is_zh: bool) -> tuple[Unit, ...]:
+def _predicate_units(query: Query, sentence_is_zh: bool) -> tuple[int, ...]:
+    """Indexes (into ``question_units``) of the units that are not names."""
     names = {f for u in entity_units(query, sentence_is_zh) for f in u.forms}
     return tuple(
-        u
-        for u in question_units(query, sentence_is_zh)
+        i
+        for i, u in enumerate(question_units(query, sentence_is_zh))
         if u.kind in ("word", "time") and not names.intersection(u.forms)
     )
 
@@ -376,11 +383,11 @@ def predicate_coverage(query: Query, text: str) -> float:
     "In what year was Huawei's Coal Mine Corps *founded*": a sentence naming the Corps but
     not its founding does not answer it.
     """
-    sv = view(text)
-    units = _predicate_units(query, sv.is_zh)
-    if not units:
+    picked = _predicate_units(query, view(text).is_zh)
+    if not picked:
         return 1.0
-    return sum(1 for u in units if find(u, sv)) / len(units)
+    hits = _unit_hits(query, text)
+    return sum(1 for i in picked if hits[i]) / len(picked)
 
 
 def _found_form(form: str, sv: SentenceView) -> bool:

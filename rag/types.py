@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -66,6 +66,14 @@ class Query:
     # Relative time phrases as language-free keys ("this_year", "past_3_years"): see
     # rag.timeref.
     times: tuple[str, ...] = ()
+
+    def __hash__(self) -> int:
+        # a Query keys the matching caches thousands of times per question: hash it once
+        cached: int | None = self.__dict__.get("_hash")
+        if cached is None:
+            cached = hash(tuple(getattr(self, f.name) for f in fields(self)))
+            object.__setattr__(self, "_hash", cached)
+        return cached
 
 
 @dataclass(frozen=True)
