@@ -400,6 +400,13 @@ def candidate_features(
             head_fit = 1.0
         elif any(h and not h.isascii() and simp.endswith(h) for h in head):
             head_fit = 1.0
+    zh_sent = scale == 2.0
+    left_np, right_np = attached_phrases(sent_text, rel)
+    if not target_fit and zh_sent and span.ctype in NUMERIC_CTYPES:
+        # the counted noun next to the number: "626家*专精特新中小企业*", "*科技型企业*1599家"
+        attached = to_simplified(left_np + right_np)
+        if any(len(t) >= 2 and t in attached for t in query.target_zh):
+            target_fit = 1.0
     if not target_fit and query.target and span.unit and measure_word_fits(span.unit, query.target):
         target_fit = 1.0
     if not target_fit and query.lang == "zh" and query.target and span.following:
@@ -427,8 +434,6 @@ def candidate_features(
     asks_person = float(query.qtype == "person")
     n_chars = len(cand_text)
     window = sent_text[max(0, rel[0] - 40) : rel[1] + 40]
-    left_np, right_np = attached_phrases(sent_text, rel)
-    zh_sent = scale == 2.0
     own_np, other_np = (left_np, right_np) if zh_sent else (right_np, left_np)
     resp_item = respectively_item(sent_text, rel, numbers or []) if numeric else ""
     feats = {

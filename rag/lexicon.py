@@ -135,10 +135,27 @@ def _tables() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
     return en_zh, {k: v[:20] for k, v in zh_stems.items()}
 
 
+# Irregular past forms common in news prose (the suffix rules below cannot undo them).
+IRREGULAR_PAST = dict(
+    pair.split(":")
+    for pair in (
+        "built:build sent:send paid:pay made:make won:win held:hold led:lead rose:rise "
+        "risen:rise fell:fall fallen:fall grew:grow grown:grow brought:bring bought:buy "
+        "sold:sell began:begin begun:begin took:take taken:take gave:give given:give "
+        "found:find went:go gone:go kept:keep met:meet spent:spend saw:see seen:see "
+        "became:become ran:run laid:lay drew:draw drawn:draw drove:drive driven:drive "
+        "chose:choose chosen:choose wrote:write written:write broke:break broken:break "
+        "struck:strike"
+    ).split()
+)
+
+
 def lemmas(word: str) -> list[str]:
     """The word and plausible base forms (plural, past, gerund, comparative)."""
     w = word.lower()
     out = [w]
+    if w in IRREGULAR_PAST:
+        out.append(IRREGULAR_PAST[w])
     for suffix, repl in (
         ("ies", "y"),
         ("es", ""),

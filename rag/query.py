@@ -122,7 +122,7 @@ ZH_RULES: list[tuple[str, QuestionType]] = [
 
 MEASURE_WORD_RE = re.compile(r"(?:多少|几)([个家座项种户人位名所条台辆次届倍批])")
 EN_TARGET_RE = re.compile(
-    r"\bhow many ((?:[a-z0-9'&\-]+ ){0,4}?[a-z0-9'&\-]+?)(?=\s(?:did|do|does|has|have|had|are|is|were|was|will|can|could|in|at|on|of|to|from|for|with|out|so|that|which)\b|\?|$)"
+    r"\bhow many (?!(?:are|is|were|was|did|do|does|has|have|had|will|can)\b)((?:[a-z0-9'&\-]+ ){0,4}?[a-z0-9'&\-]+?)(?=\s(?:did|do|does|has|have|had|are|is|were|was|will|can|could|in|at|on|of|to|from|for|with|out|so|that|which)\b|\?|$)"
 )
 YEAR_RE = re.compile(r"(?<!\d)((?:19|20)\d\d)(?!\d)")
 NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")

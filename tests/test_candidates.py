@@ -121,3 +121,18 @@ def test_noun_phrase_edges_must_be_word_boundaries():
 def test_times_per_second_is_a_rate_not_a_multiple():
     _, spans = spans_of("It runs at 2 trillion times per second.")
     assert ("2 trillion times per second", "measure") in spans
+
+
+def test_the_counted_noun_attached_to_a_chinese_number_fits_the_target():
+    from rag.features import candidate_features
+    from rag.query import analyze
+
+    q = analyze("How many specialized SMEs did Shanxi newly cultivate?")
+    d = clean_document(RawDocument("d", "新培育1599家高新技術企業、626家專精特新中小企業;", ""))
+    text = d.text
+    feats = {}
+    for sp in extract_spans(d, 0, len(text)):
+        if sp.ctype == "count":
+            f = candidate_features(q, sp, text[sp.start : sp.end], text, 0, 1.0, 0, 1, ())
+            feats[text[sp.start : sp.end]] = f["target_fit"]
+    assert feats["626家"] == 1.0 and feats["1599家"] == 0.0

@@ -172,3 +172,8 @@ def test_codes_with_digits_are_entities_written_alike_in_both_languages():
     # "L2-or-above": the code is "L2", the rest is ordinary words
     q = analyze("What was the penetration rate of cars with L2-or-above assisted driving?")
     assert [u.forms for u in entity_units(q, False)] == [("raw:l2",)]
+
+
+def test_irregular_past_forms_translate_like_their_verbs():
+    assert set(en_to_zh("built")) & set(en_to_zh("build"))
+    assert set(en_to_zh("paid")) & set(en_to_zh("pay"))

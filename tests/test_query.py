@@ -96,3 +96,8 @@ def test_relative_time_phrases_are_constraints():
     assert analyze("近三年河南新建了多少家省级产业研究院?").times == ("past_3_years",)
     assert analyze("How many mines did Shanxi build this year?").times == ("this_year",)
     assert analyze("How many mines did Shanxi build?").times == ()
+
+
+def test_how_many_followed_by_a_verb_has_no_counted_noun():
+    assert analyze("Out of every 100 swimsuits, how many are made in Jinjiang?").target == ""
+    assert analyze("How many coal mines are there in Shanxi?").target == "mines"
