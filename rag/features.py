@@ -93,6 +93,23 @@ def type_filter(qtype: str, ctypes: list[str]) -> list[bool]:
     return keep if any(keep) else [True] * len(ctypes)
 
 
+# A sentence that holds a span of exactly the asked type ("2.69億元" for "how much money")
+# does not offer its looser-typed spans ("4.39萬戶") as well.
+LOOSE_COMPAT = 0.5
+
+
+def sentence_type_filter(qtype: str, rows: list[int], ctypes: list[str]) -> list[bool]:
+    """Which candidates survive their sentence's exact-type spans (``rows``: their sentences)."""
+    if qtype not in STRICT_TYPES:
+        return [True] * len(ctypes)
+    table = COMPAT[qtype]
+    exact = {r for r, c in zip(rows, ctypes, strict=True) if table.get(c, 0.0) >= 1.0}
+    return [
+        r not in exact or table.get(c, 0.0) >= LOOSE_COMPAT
+        for r, c in zip(rows, ctypes, strict=True)
+    ]
+
+
 def year_agreement(query: Query, text: str) -> tuple[float, float]:
     """(the text names the question's year, the text names only other years)."""
     if not query.years:

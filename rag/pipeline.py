@@ -24,6 +24,7 @@ from rag.features import (
     candidate_features,
     question_head,
     sentence_features,
+    sentence_type_filter,
     type_filter,
     year_agreement,
 )
@@ -272,6 +273,10 @@ class Pipeline:
             key = to_simplified(text).lower()
             counts[key] = counts.get(key, 0) + 1
         keep = type_filter(query.qtype, [sp.ctype for _, _, sp, _ in spans])
+        spans = [x for x, k in zip(spans, keep, strict=True) if k]
+        keep = sentence_type_filter(
+            query.qtype, [s.row for _, s, _, _ in spans], [sp.ctype for _, _, sp, _ in spans]
+        )
         spans = [x for x, k in zip(spans, keep, strict=True) if k]
         if query.years:  # a year the question states is a constraint, not a hint
             agree = [year_agreement(query, s.text) for _, s, _, _ in spans]

@@ -136,3 +136,14 @@ def test_the_counted_noun_attached_to_a_chinese_number_fits_the_target():
             f = candidate_features(q, sp, text[sp.start : sp.end], text, 0, 1.0, 0, 1, ())
             feats[text[sp.start : sp.end]] = f["target_fit"]
     assert feats["626家"] == 1.0 and feats["1599家"] == 0.0
+
+
+def test_a_sentence_with_a_span_of_the_asked_type_drops_its_loosely_typed_spans():
+    from rag.features import sentence_type_filter
+
+    # "how much money": 4.39萬戶 (a count) goes where 2.69億元 (money) is in the same sentence,
+    # but stays in a sentence without money, and a question of a loose type keeps everything
+    rows, types = [0, 0, 1], ["count", "money", "count"]
+    assert sentence_type_filter("money", rows, types) == [False, True, True]
+    assert sentence_type_filter("count", [0, 0], ["count", "number"]) == [True, True]
+    assert sentence_type_filter("entity", rows, types) == [True, True, True]
