@@ -157,9 +157,16 @@ def _target(norm: str, lang: str) -> tuple[str, tuple[str, ...]]:
 
 EN_PHRASE_RES = (
     EN_TARGET_RE,
+    re.compile(  # "by how much did X cut *its unit conversion cost*": the object is asked about
+        r"\bhow much (?:did|does|has|have|had|will) (?:[a-z0-9'&\-]+ ){1,8}?"
+        r"(?:cut|reduce|lower|raise|increase|improve|boost|expand|save) (?:its|their|the) "
+        r"((?:[a-z0-9'&\-]+ ){0,5}?[a-z0-9'&\-]+)"
+        r"(?= after\b| by\b| in\b| from\b| to\b| since\b| through\b| with\b| over\b|\?|$)"
+    ),
     re.compile(
         r"\bhow (?:much|fast) (?:did|does|has|have|had|will|was|were|is|are) ((?:[a-z0-9'&\-]+ ){0,8}?)"
-        r"(?:rise|grow|increase|fall|drop|decline|decrease|improve|expand|shrink|go up|go down)"
+        r"(?:rise|grow|increase|fall|drop|decline|decrease|improve|expand|shrink|go up|go down|"
+        r"climb|jump|slide|cut|reduce|lower)"
     ),
     re.compile(
         r"\bwhat (?:is|was|are|were|will be) (?:the )?((?:[a-z0-9'&\-]+ ){0,11}?[a-z0-9'&\-]+)(?= of\b| in\b| at\b| for\b| by\b| per\b|\?|$)"

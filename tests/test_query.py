@@ -101,3 +101,8 @@ def test_relative_time_phrases_are_constraints():
 def test_how_many_followed_by_a_verb_has_no_counted_noun():
     assert analyze("Out of every 100 swimsuits, how many are made in Jinjiang?").target == ""
     assert analyze("How many coal mines are there in Shanxi?").target == "mines"
+
+
+def test_the_object_of_a_change_verb_is_the_asked_phrase():
+    q = analyze("By how much did Taiyuan Heavy Industry cut its unit conversion cost after 2020?")
+    assert q.phrase == ("unit", "conversion", "cost")
