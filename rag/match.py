@@ -445,3 +445,37 @@ def phrase_coverage(query: Query, text: str) -> float:
         if grams:
             return max(found / len(units), sum(g in sv.simp for g in grams) / len(grams))
     return found / len(units)
+
+
+@lru_cache(maxsize=4096)
+def restates_question(query: Query, name: str) -> bool:
+    """Whether a candidate name is one the question itself states, in either language.
+
+    "江苏华美热电有限公司是哪家企业的全资子公司?" is not answered by "Jiangsu Huamei Thermal
+    Power Co., Ltd", nor "Besides Zhonglian Data, which company ..." by 中聯數據.
+    """
+    simp = to_simplified(name).lower()
+    bare = re.sub(r"[\W_]+", "", simp)
+    if len(bare) < 2:
+        return False
+    if CJK_RUN_RE.search(simp) and (query.lang == "zh") == bool(CJK_RUN_RE.search(query.norm)):
+        if query.lang == "zh":
+            return bare in re.sub(r"[\W_]+", "", query.norm)
+    if query.lang == "en" and not CJK_RUN_RE.search(simp):
+        return len(bare) >= 4 and bare in re.sub(r"[\W_]+", "", query.norm)
+    pairs = {p[3:] for p in query.pinyin}
+    if query.lang == "zh":  # an English name: its romanised words all spell the question's
+        words = [w for w in re.findall(r"[A-Z][a-z]+", name) if pinyin_word(w.lower())]
+        romanised = [_name_pairs(w) for w in words]
+        return bool(romanised) and all(sp and set(sp) <= pairs for sp in romanised)
+    # a Chinese name under an English question: each word romanised or translated there
+    stems = set(query.terms)
+    words = [w for w in jieba_module().lcut(simp) if CJK_RUN_RE.fullmatch(w)]
+    if not words:
+        return False
+    for w in words:
+        syl = [char_pinyin(ch) for ch in w]
+        spelled = {f"{a}_{b}" for a, b in zip(syl, syl[1:], strict=False)}
+        if not ((spelled and spelled <= pairs) or stems.intersection(zh_to_en(w, head=False))):
+            return False
+    return True

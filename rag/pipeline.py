@@ -19,6 +19,7 @@ from index.textnorm import to_simplified
 from index.vectors import VectorConfig
 from rag.candidates import Span, extract_spans
 from rag.features import (
+    NAME_CTYPES,
     NUMERIC_CTYPES,
     abstain_features,
     candidate_features,
@@ -28,7 +29,7 @@ from rag.features import (
     type_filter,
     year_agreement,
 )
-from rag.match import coverage, entity_coverage, phrase_coverage
+from rag.match import coverage, entity_coverage, phrase_coverage, restates_question
 from rag.model import AnswerWeights
 from rag.query import analyze
 from rag.retrieve import HybridRetriever, Mode, query_terms
@@ -278,6 +279,10 @@ class Pipeline:
             query.qtype, [s.row for _, s, _, _ in spans], [sp.ctype for _, _, sp, _ in spans]
         )
         spans = [x for x, k in zip(spans, keep, strict=True) if k]
+        # a name the question states is not its answer ("Besides Zhonglian Data, which ...")
+        spans = [
+            x for x in spans if x[2].ctype not in NAME_CTYPES or not restates_question(query, x[3])
+        ]
         if query.years:  # a year the question states is a constraint, not a hint
             agree = [year_agreement(query, s.text) for _, s, _, _ in spans]
             relevant = [

@@ -177,3 +177,16 @@ def test_codes_with_digits_are_entities_written_alike_in_both_languages():
 def test_irregular_past_forms_translate_like_their_verbs():
     assert set(en_to_zh("built")) & set(en_to_zh("build"))
     assert set(en_to_zh("paid")) & set(en_to_zh("pay"))
+
+
+def test_a_name_the_question_states_is_recognised_in_either_language():
+    from rag.match import restates_question
+
+    q = analyze("江苏华美热电有限公司是哪家企业的全资子公司?")
+    assert restates_question(q, "Jiangsu Huamei Thermal Power Co., Ltd")
+    assert not restates_question(q, "Xuzhou Mining Group Co., Ltd.")
+    q = analyze("Besides Zhonglian Data, which leading big-data company has Datong attracted?")
+    assert restates_question(q, "中聯數據") and restates_question(q, "Zhonglian Data")
+    assert not restates_question(q, "秦淮大數據")
+    q = analyze("清徐县有什么称号?")
+    assert not restates_question(q, "Vinegar Capital of China")
