@@ -181,16 +181,11 @@ def find(unit: Unit, sv: SentenceView) -> list[tuple[int, int]]:
                 )
         elif kind == "en":
             out.extend(sv.stem_at.get(body, ()))
-        elif kind == "raw":
-            start = sv.simp.find(body)
-            while start >= 0:
-                out.append((start, start + len(body)))
-                start = sv.simp.find(body, start + 1)
         elif kind == "all":
             parts = body.split("+")
             if all(p in sv.stem_at for p in parts):
                 out.extend(pos for p in parts for pos in sv.stem_at[p])
-        elif kind == "zh":
+        elif kind in ("zh", "raw"):
             start = sv.simp.find(body)
             while start >= 0:
                 out.append((start, start + len(body)))
@@ -458,11 +453,9 @@ def restates_question(query: Query, name: str) -> bool:
     bare = re.sub(r"[\W_]+", "", simp)
     if len(bare) < 2:
         return False
-    if CJK_RUN_RE.search(simp) and (query.lang == "zh") == bool(CJK_RUN_RE.search(query.norm)):
-        if query.lang == "zh":
-            return bare in re.sub(r"[\W_]+", "", query.norm)
-    if query.lang == "en" and not CJK_RUN_RE.search(simp):
-        return len(bare) >= 4 and bare in re.sub(r"[\W_]+", "", query.norm)
+    name_zh = bool(CJK_RUN_RE.search(simp))
+    if name_zh == (query.lang == "zh"):  # same script: written in the question
+        return len(bare) >= (2 if name_zh else 4) and bare in re.sub(r"[\W_]+", "", query.norm)
     pairs = {p[3:] for p in query.pinyin}
     if query.lang == "zh":  # an English name: its romanised words all spell the question's
         words = [w for w in re.findall(r"[A-Z][a-z]+", name) if pinyin_word(w.lower())]
