@@ -107,7 +107,7 @@ DATE_RES: list[tuple[re.Pattern[str], str]] = [
     ),
 ]
 QUOTE_RE = re.compile(
-    r"“([^”“\n]{1,24})”|《([^》\n]{1,30})》|\"([^\"\n]{1,40})\"|「([^」\n]{1,24})」|'([^'\n]{2,40})'"
+    r"“([^”“\n]{1,24})[”“]|《([^》\n]{1,30})》|\"([^\"\n]{1,40})\"|「([^」\n]{1,24})」|'([^'\n]{2,40})'"
 )
 EN_TOKEN_RE = re.compile(r"[A-Z][A-Za-z0-9'\-]*\.?|&|of|and|for|the|de|\(|\)|[a-z][a-z\-]*|,")
 PARTICLES_RE = re.compile(r"[着著了的地得在和与及]")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import accumulate
 
 from index.textnorm import (
     CJK_RUN_RE,
@@ -442,6 +443,22 @@ def phrase_coverage(query: Query, text: str) -> float:
     return found / len(units)
 
 
+# The noun a question asks for ("in which *county*", "哪个*市*") is the answer's kind, not a
+# name the question states.
+ASKED_EN_RE = re.compile(r"\b(?:which|what)\s+(\w+)")
+ASKED_ZH_RE = re.compile(r"(?:哪[个家座所位条一]?|什么)\w{0,2}")
+
+
+def _spelled_or_translated(word: str, pairs: set[str], question: str) -> bool:
+    """Whether an English name word is pinyin of the question's characters or translates one."""
+    low = word.lower()
+    if pinyin_word(low):
+        sp = _name_pairs(word)
+        if sp and set(sp) <= pairs:
+            return True
+    return any(zh in question for zh in en_to_zh(low))
+
+
 @lru_cache(maxsize=4096)
 def restates_question(query: Query, name: str) -> bool:
     """Whether a candidate name is one the question itself states, in either language.
@@ -457,18 +474,39 @@ def restates_question(query: Query, name: str) -> bool:
     if name_zh == (query.lang == "zh"):  # same script: written in the question
         return len(bare) >= (2 if name_zh else 4) and bare in re.sub(r"[\W_]+", "", query.norm)
     pairs = {p[3:] for p in query.pinyin}
-    if query.lang == "zh":  # an English name: its romanised words all spell the question's
-        words = [w for w in re.findall(r"[A-Z][a-z]+", name) if pinyin_word(w.lower())]
-        romanised = [_name_pairs(w) for w in words]
-        return bool(romanised) and all(sp and set(sp) <= pairs for sp in romanised)
+    if query.lang == "zh":  # an English name: its romanised words all spell the question's,
+        words = re.findall(r"[A-Z][a-z]+", name)  # or each of its words spells or translates one
+        romanised = [_name_pairs(w) for w in words if pinyin_word(w.lower())]
+        if romanised and all(sp and set(sp) <= pairs for sp in romanised):
+            return True
+        told = ASKED_ZH_RE.sub(" ", query.norm)
+        return bool(words) and all(_spelled_or_translated(w, pairs, told) for w in words)
     # a Chinese name under an English question: each word romanised or translated there
-    stems = set(query.terms)
+    stems = set(query.terms) - {stem(w) for w in ASKED_EN_RE.findall(query.norm.lower())}
     words = [w for w in jieba_module().lcut(simp) if CJK_RUN_RE.fullmatch(w)]
     if not words:
         return False
     for w in words:
         syl = [char_pinyin(ch) for ch in w]
         spelled = {f"{a}_{b}" for a, b in zip(syl, syl[1:], strict=False)}
-        if not ((spelled and spelled <= pairs) or stems.intersection(zh_to_en(w, head=False))):
+        if not ((spelled and spelled <= pairs) or stems.intersection(zh_to_en(w))):
             return False
     return True
+
+
+def restated_prefix(query: Query, name: str) -> int:
+    """Length of the longest leading run of two or more words of a name that the question states.
+
+    "Which mine of ... Xishan Coal and Electricity Company ...": 煤電公司杜兒坪礦 leads with
+    煤電公司, which the question names; 0 when no such run leaves a remainder.
+    """
+    simp = to_simplified(name)
+    if CJK_RUN_RE.search(simp):
+        words = jieba_module().lcut(simp)
+    else:
+        words = re.findall(r"\S+\s*", simp)
+    ends = list(accumulate(len(w) for w in words))
+    for n in range(len(words) - 1, 1, -1):
+        if restates_question(query, name[: ends[n - 1]].strip()):
+            return ends[n - 1]
+    return 0

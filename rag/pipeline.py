@@ -29,13 +29,21 @@ from rag.features import (
     type_filter,
     year_agreement,
 )
-from rag.match import coverage, entity_coverage, phrase_coverage, restates_question
+from rag.match import (
+    coverage,
+    entity_coverage,
+    phrase_coverage,
+    restated_prefix,
+    restates_question,
+)
 from rag.model import AnswerWeights
 from rag.query import analyze
 from rag.retrieve import HybridRetriever, Mode, query_terms
 from rag.types import Answer, Candidate, Citation, Hit, Query, ScoredSentence
 
 log = logging.getLogger(__name__)
+# (rank of the sentence, the sentence, a span in it, the span's text)
+SpanRow = tuple[int, ScoredSentence, Span, str]
 SNIPPET_CHARS = 300
 TOP_SENTENCES = 5
 # A sentence must cover this share of the question's terms before its agreeing year
@@ -51,6 +59,26 @@ def softmax(logits: list[float]) -> list[float]:
     exps = [math.exp(x - top) for x in logits]
     total = sum(exps)
     return [e / total for e in exps]
+
+
+def _drop_restated_heads(query: Query, spans: list[SpanRow]) -> list[SpanRow]:
+    """Drop a name led by words the question states when the rest is a candidate of its own.
+
+    煤電公司杜兒坪礦 gives way to 杜兒坪礦 when the question names the "Coal and Electricity
+    Company"; a name is only dropped in favour of a shorter one found in the same sentence.
+    """
+    texts: dict[int, set[str]] = {}
+    for _, s, _, text in spans:
+        texts.setdefault(s.row, set()).add(text)
+    out = []
+    for x in spans:
+        _, s, sp, text = x
+        if sp.ctype in NAME_CTYPES:
+            cut = restated_prefix(query, text)
+            if cut and text[cut:].strip(" ,.、，") in texts[s.row]:
+                continue
+        out.append(x)
+    return out
 
 
 class QuestionError(RagError):
@@ -280,9 +308,21 @@ class Pipeline:
         )
         spans = [x for x, k in zip(spans, keep, strict=True) if k]
         # a name the question states is not its answer ("Besides Zhonglian Data, which ...")
-        spans = [
-            x for x in spans if x[2].ctype not in NAME_CTYPES or not restates_question(query, x[3])
+        stated = [
+            (s.row, sp)
+            for _, s, sp, t in spans
+            if sp.ctype in NAME_CTYPES and restates_question(query, t)
         ]
+        spans = [  # and neither is a part of it ("Thermal Power Co" of "Jiangsu Huamei ...")
+            x
+            for x in spans
+            if x[2].ctype not in NAME_CTYPES
+            or not any(
+                row == x[1].row and sp.start <= x[2].start and x[2].end <= sp.end
+                for row, sp in stated
+            )
+        ]
+        spans = _drop_restated_heads(query, spans)
         if query.years:  # a year the question states is a constraint, not a hint
             agree = [year_agreement(query, s.text) for _, s, _, _ in spans]
             relevant = [

@@ -33,6 +33,7 @@ def spans_of(text: str):
         ("Zou Zhilei, chairman of Huawei Coal Mine Corps, spoke.", "Zou Zhilei", "name"),
         ("It is used in Jinnan Iron and Steel Group now.", "Jinnan Iron and Steel Group", "name"),
         ("入選“燈塔工廠”名單。", "燈塔工廠", "quote"),
+        ("Known as the “Vinegar Capital of China“ today.", "Vinegar Capital of China", "quote"),
     ],
 )
 def test_candidate_spans(text, span, ctype):

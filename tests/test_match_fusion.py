@@ -190,3 +190,26 @@ def test_a_name_the_question_states_is_recognised_in_either_language():
     assert not restates_question(q, "秦淮大數據")
     q = analyze("清徐县有什么称号?")
     assert not restates_question(q, "Vinegar Capital of China")
+    assert restates_question(q, "Qingxu County") and restates_question(q, "County")  # 县
+
+
+def test_the_asked_noun_is_not_a_stated_name():
+    from rag.match import restates_question
+
+    q = analyze("In which county is Shanxi Hengyue Group's production workshop located?")
+    assert restates_question(q, "山西恒躍集團")
+    assert not restates_question(q, "定襄縣")  # 县 is the kind asked for, not a stated name
+    q = analyze("平鲁豫丰风电场位于山西哪个市?")
+    assert not restates_question(q, "Shuozhou City")
+
+
+def test_a_name_led_by_what_the_question_states_yields_to_its_rest():
+    from rag.match import restated_prefix
+
+    q = analyze(
+        "Which mine of Shanxi Coking Coal's Xishan Coal and Electricity Company is applying"
+        " green mining in the western hills of Taiyuan?"
+    )
+    name = "西山煤電公司杜兒坪礦"
+    assert name[restated_prefix(q, name) :] == "杜兒坪礦"
+    assert restated_prefix(q, "杜兒坪礦") == 0
