@@ -28,6 +28,16 @@ COMPAT: dict[str, dict[str, float]] = {
     },
     "percent": {"percent": 1, "ppoint": 0.7, "multiple": 0.6, "number": 0.3, "count": 0.2},
     "ppoint": {"ppoint": 1, "percent": 0.6, "number": 0.5},
+    # "by how much", "提高了多少": a rise or fall, as a share, points, a multiple or an amount
+    "change": {
+        "percent": 1,
+        "ppoint": 0.8,
+        "multiple": 0.8,
+        "number": 0.3,
+        "count": 0.2,
+        "measure": 0.3,
+        "money": 0.3,
+    },
     "money": {"money": 1, "count": 0.4, "number": 0.4, "percent": 0.3},
     "measure": {
         "measure": 1,
@@ -213,6 +223,7 @@ ATTACH_STOP_RE = re.compile(
 RESPECTIVELY_RE = re.compile(r"\brespectively\b|分別|分别")
 LIST_ITEM_RE = re.compile(r"[,，、;；]|\band\b|[和与與及]")
 ATTACH_CHARS = 60
+NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
 RANGE_FROM_RE = re.compile(r"(?:\bfrom|[从從由])\s*$")
 RANGE_TO_RE = re.compile(r"^[^,，;；。]{0,40}?(?:\bto|至|到)\s*$")
 
@@ -226,6 +237,9 @@ def attached_phrases(text: str, rel: tuple[int, int]) -> tuple[str, str]:
     right_end = min(len(text), rel[1] + ATTACH_CHARS)
     stop = ATTACH_STOP_RE.search(text, rel[1], right_end)
     right = text[rel[1] : stop.start() if stop else right_end]
+    nxt = stop or ATTACH_STOP_RE.search(text, right_end)
+    if nxt and NUMBER_RE.fullmatch(nxt.group()) and " and " in right:
+        right = right[: right.rfind(" and ")]  # "2.22 million kW and renewable ... of 5 million"
     left_start = max(0, rel[0] - ATTACH_CHARS)
     while left_start > 0 and text[left_start - 1].isascii() and text[left_start - 1].isalnum():
         left_start -= 1  # the whole first word, not its tail
@@ -233,6 +247,8 @@ def attached_phrases(text: str, rel: tuple[int, int]) -> tuple[str, str]:
     # to see ("and" is a boundary only before a number, and the number is our span).
     stops = [m for m in ATTACH_STOP_RE.finditer(text, left_start, rel[1]) if m.end() <= rel[0]]
     left = text[stops[-1].end() if stops else left_start : rel[0]]
+    if stops and NUMBER_RE.fullmatch(stops[-1].group()) and " and " in left:
+        left = left[left.find(" and ") + 5 :]  # the previous item's unit is not our phrase
     # "dropped from 420 kg in the past to 380 kg", "由420公斤降至380公斤": the second value
     # belongs to the phrase of the first
     if stops and RANGE_TO_RE.search(left):

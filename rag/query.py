@@ -29,7 +29,7 @@ EN_RULES: list[tuple[str, QuestionType]] = [
     (r"\bopening hours\b|\bwhat hours\b", "duration"),
     (r"\bhow much time\b|\bhow many (?:seconds|minutes|hours|days|weeks|months)\b", "duration"),
     (r"\bhow long\b(?!.*\b(?:is|are) the\b.*\b(?:line|road|river|bridge)\b)", "duration"),
-    (r"\bby how much\b", "percent"),
+    (r"\bby how much\b", "change"),
     (r"\bwhat\b.*\b(?:rate|share|proportion|percentage)\b|\bwhat (?:rate|share)\b", "percent"),
     (r"\bwhat is the number of\b|\bwhat number\b", "count"),
     (
@@ -47,6 +47,11 @@ EN_RULES: list[tuple[str, QuestionType]] = [
     (
         r"\bby how much\b|\bhow much did .* (?:grow|rise|fall|drop|increase|decrease|decline|cut|fall)\b|\bhow fast did\b.*\bgrow",
         "percent",
+    ),
+    (  # "within what radius ... from R&D to sales": the asked noun decides, not a later word
+        r"\bwithin what (?:radius|distance)\b|"
+        r"\bwhat (?:size|speed|temperature|area|length|height|weight|radius|distance|thickness|depth)\b",
+        "measure",
     ),
     (
         r"\b(?:what|how much)\b.*\b(?:gdp|price|registered capital|revenue|turnover|output value|sales|budget|market value|valuation)\b",
@@ -99,7 +104,7 @@ ZH_RULES: list[tuple[str, QuestionType]] = [
         r"百分之多少|多少%|占比|比重|比例|份额|多少成|[^多]率[^先]*多少|率.*(?:多少|几)|约占.*多少|占.*多少",
         "percent",
     ),
-    (r"(?:增长|提高|下降|降低|减少|增加|上升)(?:了)?多少", "percent"),
+    (r"(?:增长|提高|下降|降低|减少|增加|上升)(?:了)?多少", "change"),
     (r"第几|排名|排第|什么位置|哪个位置|位次|第几代|哪一期|哪期", "rank"),
     (  # a measured quantity named by its noun: "装机容量多少"
         r"(?:容量|装机|产能|产量|排放量|能耗|面积|长度|高度|厚度|深度|宽度|重量|速度|温度|功率|发电量|用电量)"

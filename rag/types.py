@@ -26,6 +26,7 @@ QuestionType = Literal[
     "count",
     "percent",
     "ppoint",
+    "change",
     "money",
     "measure",
     "multiple",

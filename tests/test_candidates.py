@@ -68,6 +68,11 @@ def test_numbers_attach_to_the_phrase_after_them_in_english_and_before_in_chines
     k = two.rindex("100")
     assert attached_phrases(two, (k, k + 3))[0].strip() == ""
     assert attached_phrases(two, (k, k + 3))[1].strip() == "innovation catalogs"
+    # an "and" between two numbers' phrases ends the first and starts the second
+    pair = "capacity of 2.22 million kW and renewable energy capacity of more than 5 million kW."
+    a, b = pair.index("2.22"), pair.index("5 million")
+    assert attached_phrases(pair, (a, a + 4))[1].strip() == "million kW"
+    assert attached_phrases(pair, (b, b + 1))[0].strip() == "renewable energy capacity of more than"
 
 
 def test_respectively_pairs_each_number_with_its_item():
