@@ -120,6 +120,61 @@ def sentence_type_filter(qtype: str, rows: list[int], ctypes: list[str]) -> list
     ]
 
 
+# What a measure question asks for, by its wording, and the units that measure it.
+DIMENSIONS: list[tuple[str, re.Pattern[str], re.Pattern[str]]] = [
+    (
+        "length",
+        re.compile(
+            r"\bhow (?:thick|tall|deep|wide|far)\b|\b(?:thickness|height|depth|width|distance|radius)\b"
+            r"|多厚|多高|多深|多宽|多远|厚度|高度|深度|宽度|距离|半径"
+        ),
+        re.compile(
+            r"(?:kilo|centi|milli|nano)?(?:meters?|metres?)|km|m|cm|mm|nm|inch(?:es)?|feet|[千厘毫]?米|公里",
+            re.I,
+        ),
+    ),
+    (
+        "weight",
+        re.compile(r"\bhow heavy\b|\bweight\b|多重|重量"),
+        re.compile(r"tons?|tonnes?|kilograms?|kg|grams?|[噸吨]|[千公]?克|公斤", re.I),
+    ),
+    (
+        "temperature",
+        re.compile(r"\bhow (?:hot|cold)\b|\btemperature\b|温度|溫度|多热|多冷"),
+        re.compile(r"degrees(?: celsius)?|°c|℃|(?:攝氏|摄氏)?度", re.I),
+    ),
+    (
+        "area",
+        re.compile(r"\barea\b|面积|面積|占地"),
+        re.compile(r"square \w+|km2|km²|m2|mu|hectares?|平方\w*|[畝亩]", re.I),
+    ),
+]
+
+
+def asked_dimension(query: Query) -> tuple[str, re.Pattern[str]] | None:
+    """The dimension a measure question asks for ("how thick" -> length) and its units."""
+    if query.qtype != "measure":
+        return None
+    for name, asked, units in DIMENSIONS:
+        if asked.search(query.norm):
+            return name, units
+    return None
+
+
+def dimension_filter(query: Query, rows: list[int], units: list[str]) -> list[bool]:
+    """Which candidates survive a sentence that measures what is asked in its own units.
+
+    "How thick is the seam ... of the 203 working face": "1 meter" is a length, 203 is not; a
+    sentence with a span in the asked dimension drops its spans without such a unit.
+    """
+    dim = asked_dimension(query)
+    if dim is None:
+        return [True] * len(units)
+    fits = [bool(u) and bool(dim[1].fullmatch(u.strip())) for u in units]
+    measured = {r for r, f in zip(rows, fits, strict=True) if f}
+    return [r not in measured or f for r, f in zip(rows, fits, strict=True)]
+
+
 def year_agreement(query: Query, text: str) -> tuple[float, float]:
     """(the text names the question's year, the text names only other years)."""
     if not query.years:
@@ -203,6 +258,10 @@ NUMERIC_HINT_RE = re.compile(
 )
 ASKS_TO_RE = re.compile(
     r"\bto what\b|\breach\b|\b(?:rise|rose|increase|fall|fell|drop|raise|cut)\w* to\b|达到|提高到|增至|降至|到多少"
+)
+# "After its upgrade, what is ...": the value it changed to (not a "by how much" question)
+AFTER_RE = re.compile(
+    r"\bafter (?:its|the|their|this)\b|(?:改造|升级|升級|改革)(?:后|後|以后|之后)"
 )
 CLAUSE_RE = re.compile(r"[,，;；。!?！？:：]")
 ORG_WORDS = frozenset(
@@ -415,7 +474,11 @@ def candidate_features(
     unit_words = f"{span.unit} {span.following}".lower()
     target_fit = 0.0
     if query.target:
-        if stem(query.target) in {stem(w) for w in re.findall(r"[a-z]+", unit_words)}:
+        # a hyphenated word is a modifier, not the counted noun ("project-oriented catalogs")
+        words = [
+            w for tok in unit_words.split() if "-" not in tok for w in re.findall(r"[a-z]+", tok)
+        ]
+        if stem(query.target) in {stem(w) for w in words}:
             target_fit = 1.0
         elif any(t and t in to_simplified(span.unit + cand_text) for t in query.target_zh):
             target_fit = 1.0
@@ -460,7 +523,10 @@ def candidate_features(
     left = sum(1 for _, pe in outside if max(rel[0] - reach, stop_left) <= pe <= rel[0])
     numeric = float(span.ctype in NUMERIC_CTYPES)
     hint = float(bool(NUMERIC_HINT_RE.search(query.norm)))
-    asks_to = float(bool(ASKS_TO_RE.search(query.norm)))
+    asks_to = float(
+        bool(ASKS_TO_RE.search(query.norm))
+        or (query.qtype != "change" and bool(AFTER_RE.search(query.norm)))
+    )
     overlap = question_overlap(query, cand_text, head)
     year_ok, year_conflict = year_agreement(query, sent_text)
     is_name = float(span.ctype in NAME_CTYPES)

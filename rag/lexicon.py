@@ -150,12 +150,18 @@ IRREGULAR_PAST = dict(
 )
 
 
+# Titles as news English abbreviates them ("Mr. Cai" ~ 蔡先生).
+TITLES = {"mr": "mister", "mrs": "madam", "ms": "miss", "dr": "doctor", "prof": "professor"}
+
+
 def lemmas(word: str) -> list[str]:
-    """The word and plausible base forms (plural, past, gerund, comparative)."""
+    """The word and plausible base forms (plural, past, gerund, comparative, full title)."""
     w = word.lower()
     out = [w]
     if w in IRREGULAR_PAST:
         out.append(IRREGULAR_PAST[w])
+    if w in TITLES:
+        out.append(TITLES[w])
     for suffix, repl in (
         ("ies", "y"),
         ("es", ""),

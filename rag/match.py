@@ -22,7 +22,7 @@ from index.textnorm import (
     stem,
     to_simplified,
 )
-from rag.lexicon import en_synonyms, en_to_zh, zh_to_en
+from rag.lexicon import en_synonyms, en_to_zh, lemmas, zh_to_en
 from rag.timeref import time_refs
 from rag.types import Query
 
@@ -482,13 +482,17 @@ def restates_question(query: Query, name: str) -> bool:
         told = ASKED_ZH_RE.sub(" ", query.norm)
         return bool(words) and all(_spelled_or_translated(w, pairs, told) for w in words)
     # a Chinese name under an English question: each word romanised or translated there
-    stems = set(query.terms) - {stem(w) for w in ASKED_EN_RE.findall(query.norm.lower())}
+    asked = {stem(w) for w in ASKED_EN_RE.findall(query.norm.lower())}
+    stems = {stem(x) for t in query.terms if t not in asked for x in lemmas(t)}
+    words_said = set(re.findall(r"[a-z]+", query.norm.lower()))
     words = [w for w in jieba_module().lcut(simp) if CJK_RUN_RE.fullmatch(w)]
     if not words:
         return False
     for w in words:
         syl = [char_pinyin(ch) for ch in w]
         spelled = {f"{a}_{b}" for a, b in zip(syl, syl[1:], strict=False)}
+        if len(w) == 1 and syl[0] in words_said:  # a surname: "Mr. Cai" ~ 蔡先生
+            continue
         if not ((spelled and spelled <= pairs) or stems.intersection(zh_to_en(w))):
             return False
     return True
@@ -510,3 +514,20 @@ def restated_prefix(query: Query, name: str) -> int:
         if restates_question(query, name[: ends[n - 1]].strip()):
             return ends[n - 1]
     return 0
+
+
+def restates_tail(query: Query, name: str) -> bool:
+    """Whether a Chinese name under an English question ends with a name the question states.
+
+    The last words of a Chinese noun phrase are its head: 商戶蔡先生 ("the shopkeeper Mr. Cai")
+    is the "Mr. Cai" the question names, not its answer.
+    """
+    simp = to_simplified(name)
+    if query.lang != "en" or not CJK_RUN_RE.search(simp):
+        return False
+    words = jieba_module().lcut(simp)
+    ends = list(accumulate(len(w) for w in words))
+    return any(
+        len(name) - ends[n - 1] >= 2 and restates_question(query, name[ends[n - 1] :])
+        for n in range(1, len(words))
+    )

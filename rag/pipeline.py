@@ -23,6 +23,7 @@ from rag.features import (
     NUMERIC_CTYPES,
     abstain_features,
     candidate_features,
+    dimension_filter,
     question_head,
     sentence_features,
     sentence_type_filter,
@@ -35,6 +36,7 @@ from rag.match import (
     phrase_coverage,
     restated_prefix,
     restates_question,
+    restates_tail,
 )
 from rag.model import AnswerWeights
 from rag.query import analyze
@@ -307,11 +309,15 @@ class Pipeline:
             query.qtype, [s.row for _, s, _, _ in spans], [sp.ctype for _, _, sp, _ in spans]
         )
         spans = [x for x, k in zip(spans, keep, strict=True) if k]
+        keep = dimension_filter(
+            query, [s.row for _, s, _, _ in spans], [sp.unit for _, _, sp, _ in spans]
+        )
+        spans = [x for x, k in zip(spans, keep, strict=True) if k]
         # a name the question states is not its answer ("Besides Zhonglian Data, which ...")
         stated = [
             (s.row, sp)
             for _, s, sp, t in spans
-            if sp.ctype in NAME_CTYPES and restates_question(query, t)
+            if sp.ctype in NAME_CTYPES and (restates_question(query, t) or restates_tail(query, t))
         ]
         spans = [  # and neither is a part of it ("Thermal Power Co" of "Jiangsu Huamei ...")
             x

@@ -60,7 +60,7 @@ EN_RULES: list[tuple[str, QuestionType]] = [
     (r"\bhow many\b", "count"),
     (  # a measured quantity named by its noun: "what is X's energy consumption per ton"
         r"\bwhat (?:is|was|are|were|will be)\b.*\b(?:consumption|capacity|output|emissions?|"
-        r"thickness|length|height|depth|width|weight|speed|temperature|area|volume|distance)\b",
+        r"thickness|length|height|depth|width|weight|speed|temperature|area|volume|distance|scale)\b",
         "measure",
     ),
     (

@@ -153,3 +153,36 @@ def test_a_sentence_with_a_span_of_the_asked_type_drops_its_loosely_typed_spans(
     assert sentence_type_filter("money", rows, types) == [False, True, True]
     assert sentence_type_filter("count", [0, 0], ["count", "number"]) == [True, True]
     assert sentence_type_filter("entity", rows, types) == [True, True, True]
+
+
+def test_a_sentence_measuring_the_asked_dimension_drops_its_other_numbers():
+    from rag.features import asked_dimension, dimension_filter
+    from rag.query import analyze
+
+    q = analyze("How thick is the coal seam mined at the thin-seam working face?")
+    assert asked_dimension(q) is not None and asked_dimension(q)[0] == "length"
+    # "the 203 working face ... a thickness of about 1 meter"; sentence 1 has no length
+    assert dimension_filter(q, [0, 0, 1], ["", "meter", ""]) == [False, True, True]
+    zq = analyze("煤层厚度是多少米?")
+    assert dimension_filter(zq, [0, 0], ["米", "吨"]) == [True, False]
+    assert asked_dimension(analyze("How many coal mines are there?")) is None
+
+
+def test_features_read_the_counted_noun_and_the_after_value():
+    from rag.candidates import extract_spans
+    from rag.features import candidate_features
+    from rag.query import analyze
+
+    def feats(question, text, value):
+        d = clean_document(RawDocument("d", text, ""))
+        span = next(s for s in extract_spans(d, 0, len(d.text)) if d.text[s.start : s.end] == value)
+        return candidate_features(analyze(question), span, value, d.text, 0, 0.5, 0, 1, ())
+
+    text = "It will print 100 innovation project-oriented catalogs and carry out 150 innovative projects."
+    q = "How many innovative projects will it carry out?"
+    assert feats(q, text, "100")["target_fit"] == 0.0  # "project-oriented" modifies "catalogs"
+    assert feats(q, text, "150")["target_fit"] == 1.0
+    text = "Energy use per ton fell from 420 kilograms in the past to 380 kilograms."
+    q = "After its upgrade, what is the plant's energy use per ton?"
+    assert feats(q, text, "380 kilograms")["to_match"] == 1.0
+    assert feats(q, text, "420 kilograms")["to_match"] == 0.0

@@ -213,3 +213,12 @@ def test_a_name_led_by_what_the_question_states_yields_to_its_rest():
     name = "西山煤電公司杜兒坪礦"
     assert name[restated_prefix(q, name) :] == "杜兒坪礦"
     assert restated_prefix(q, "杜兒坪礦") == 0
+
+
+def test_a_surname_with_a_title_and_a_phrase_headed_by_a_stated_name():
+    from rag.match import restates_question, restates_tail
+
+    q = analyze("Near which street in Taiyuan does Mr. Cai run his antiques and art shop?")
+    assert restates_question(q, "蔡先生")  # cai + "Mr." ~ 先生
+    assert restates_tail(q, "商戶蔡先生") and not restates_tail(q, "太原市迎澤大街")
+    assert not restates_question(q, "迎澤大街")

@@ -24,6 +24,7 @@ from rag.query import analyze
         ("卷绕机将生产周期提高了多少?", "change"),
         ("By how much did water consumption fall?", "change"),
         ("Within what radius can a maker find everything from R&D to sales?", "measure"),
+        ("What was Masteel's own steel production scale then?", "measure"),
         ("刘良斌担任哪个商会的会长?", "org"),
         ("山西晋云互联科技有限公司的总经理是谁?", "person"),
         ("株洲轨道交通装备产业集群在全球排名第几?", "rank"),
