@@ -110,6 +110,7 @@ QUOTE_RE = re.compile(
     r"“([^”“\n]{1,24})[”“]|《([^》\n]{1,30})》|\"([^\"\n]{1,40})\"|「([^」\n]{1,24})」|'([^'\n]{2,40})'"
 )
 EN_TOKEN_RE = re.compile(r"[A-Z][A-Za-z0-9'\-]*\.?|&|of|and|for|the|de|\(|\)|[a-z][a-z\-]*|,")
+PRODUCT_RE = re.compile(r"\d+(?:\.\d+)?\s*[×xX*]\s*")
 PARTICLES_RE = re.compile(r"[着著了的地得在和与及]")
 NOUNISH = frozenset("n nr ns nt nz nrt nrfg ng j eng vn an l".split())
 CONNECT = frozenset({"of", "and", "&", "for", "the", "de"})
@@ -321,4 +322,13 @@ def extract_spans(doc: Document, start: int, end: int) -> list[Span]:
             continue
         seen.add(key)
         out.append(s)
-    return out
+    # the last factor of a product ("24小時" of "7×24小時") is not a value of its own
+    factors = {
+        (p.start, p.end, p.ctype)
+        for s in out
+        for p in out
+        if p.start > s.start
+        and p.end == s.end
+        and PRODUCT_RE.fullmatch(doc.text[s.start : p.start])
+    }
+    return [p for p in out if (p.start, p.end, p.ctype) not in factors]

@@ -41,6 +41,11 @@ def test_candidate_spans(text, span, ctype):
     assert (span, ctype) in got
 
 
+def test_the_last_factor_of_a_product_is_not_a_value_of_its_own():
+    _, got = spans_of("“7×24小時不打烊”政務服務超市。")
+    assert ("7×24小時", "duration") in got and ("24小時", "duration") not in got
+
+
 def test_number_touching_mojibake_is_never_a_candidate():
     d, got = spans_of("用電量占當乜傆秒娏康谋戎匾言鲋?2.5%,超過了煤炭行業的12%。")
     texts = {t for t, _ in got}
