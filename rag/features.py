@@ -534,6 +534,7 @@ def candidate_features(
     n_chars = len(cand_text)
     window = sent_text[max(0, rel[0] - 40) : rel[1] + 40]
     own_np, other_np = (left_np, right_np) if zh_sent else (right_np, left_np)
+    pinyin_name = _pinyin_name(cand_text) if span.ctype in ("name", "name_part") else 0.0
     resp_item = respectively_item(sent_text, rel, numbers or []) if numeric else ""
     feats = {
         "compat": compat,
@@ -568,12 +569,12 @@ def candidate_features(
         "name_q_overlap": overlap * is_name,
         "num_q_overlap": overlap * numeric,
         "name_length": math.log1p(n_chars) * is_name,
-        "person_pinyin": (_pinyin_name(cand_text) if span.ctype in ("name", "name_part") else 0.0)
-        * asks_person,
-        "person_zh": float(span.ctype == "person") * asks_person,
+        # one feature for a person's name in either script, so that a "who" question weighs
+        # 肖育雷 in a Chinese article as it weighs "Zou Zhilei" in an English one
+        "person_like": max(pinyin_name, float(span.ctype == "person")) * asks_person,
         "name_part": float(span.ctype == "name_part"),
         "number_in_q": float(bool(num) and num in query.numbers and span.ctype != "year"),
-        "pinyin_name": _pinyin_name(cand_text) if span.ctype in ("name", "name_part") else 0.0,
+        "pinyin_name": pinyin_name,
         "place_romanised": _romanised_share(cand_text) * float(query.qtype == "place"),
         "zh_person": float(span.ctype == "person"),
         "after_to": float(bool(TO_CUES.search(before))),

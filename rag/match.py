@@ -443,6 +443,10 @@ def phrase_coverage(query: Query, text: str) -> float:
     return found / len(units)
 
 
+# Legal and generic words of organisation names: they tell no organisation from another.
+ORG_FORMS = frozenset(
+    "group co ltd inc corp company corporation limited holdings plc llc of and the".split()
+)
 # The noun a question asks for ("in which *county*", "哪个*市*") is the answer's kind, not a
 # name the question states.
 ASKED_EN_RE = re.compile(r"\b(?:which|what)\s+(\w+)")
@@ -472,7 +476,12 @@ def restates_question(query: Query, name: str) -> bool:
         return False
     name_zh = bool(CJK_RUN_RE.search(simp))
     if name_zh == (query.lang == "zh"):  # same script: written in the question
-        return len(bare) >= (2 if name_zh else 4) and bare in re.sub(r"[\W_]+", "", query.norm)
+        if len(bare) >= (2 if name_zh else 4) and bare in re.sub(r"[\W_]+", "", query.norm):
+            return True
+        # "Taizhong Group" for "... Taizhong's equipment": its distinctive words all there
+        said = set(re.findall(r"[a-z0-9]+", re.sub(r"['’]s\b", "", query.norm.lower())))
+        own = [w for w in re.findall(r"[a-z0-9]+", simp) if w not in ORG_FORMS]
+        return not name_zh and bool(own) and all(w in said for w in own)
     pairs = {p[3:] for p in query.pinyin}
     if query.lang == "zh":  # an English name: its romanised words all spell the question's,
         words = re.findall(r"[A-Z][a-z]+", name)  # or each of its words spells or translates one
@@ -482,22 +491,32 @@ def restates_question(query: Query, name: str) -> bool:
         told = ASKED_ZH_RE.sub(" ", query.norm)
         return bool(words) and all(_spelled_or_translated(w, pairs, told) for w in words)
     # a Chinese name under an English question: each word romanised or translated there
+    found = _zh_words_stated(query, simp)
+    return bool(found) and all(found)
+
+
+def _zh_words_stated(query: Query, simp: str) -> list[int]:
+    """How the English question states each word of a Chinese name.
+
+    2: spelled in pinyin (a romanised name, or a surname: "Mr. Cai" ~ 蔡先生); 1: translated;
+    0: neither. The noun the question asks for does not count.
+    """
+    pairs = {p[3:] for p in query.pinyin}
     asked = {stem(w) for w in ASKED_EN_RE.findall(query.norm.lower())}
     stems = {stem(x) for t in query.terms if t not in asked for x in lemmas(t)}
     words_said = set(re.findall(r"[a-z]+", query.norm.lower()))
-    words = [w for w in jieba_module().lcut(simp) if CJK_RUN_RE.fullmatch(w)]
-    if not words:
-        return False
-    for w in words:
+    out = []
+    for w in (w for w in jieba_module().lcut(simp) if CJK_RUN_RE.fullmatch(w)):
         syl = [char_pinyin(ch) for ch in w]
         spelled = {f"{a}_{b}" for a, b in zip(syl, syl[1:], strict=False)}
-        if len(w) == 1 and syl[0] in words_said:  # a surname: "Mr. Cai" ~ 蔡先生
-            continue
-        if not ((spelled and spelled <= pairs) or stems.intersection(zh_to_en(w))):
-            return False
-    return True
+        if (len(w) <= 3 and syl[0] in words_said) or (spelled and spelled <= pairs):
+            out.append(2)
+        else:
+            out.append(int(bool(stems.intersection(zh_to_en(w)))))
+    return out
 
 
+@lru_cache(maxsize=4096)
 def restated_prefix(query: Query, name: str) -> int:
     """Length of the longest leading run of two or more words of a name that the question states.
 
@@ -516,6 +535,7 @@ def restated_prefix(query: Query, name: str) -> int:
     return 0
 
 
+@lru_cache(maxsize=4096)
 def restates_tail(query: Query, name: str) -> bool:
     """Whether a Chinese name under an English question ends with a name the question states.
 
@@ -527,7 +547,11 @@ def restates_tail(query: Query, name: str) -> bool:
         return False
     words = jieba_module().lcut(simp)
     ends = list(accumulate(len(w) for w in words))
-    return any(
-        len(name) - ends[n - 1] >= 2 and restates_question(query, name[ends[n - 1] :])
-        for n in range(1, len(words))
-    )
+    for n in range(1, len(words)):
+        tail = name[ends[n - 1] :]
+        # the tail must name someone or something (a romanised word), not just a kind of
+        # thing the question also uses ("大數據" of 秦淮大數據 for a "big-data company")
+        if len(tail) >= 2 and restates_question(query, tail):
+            if 2 in _zh_words_stated(query, to_simplified(tail)):
+                return True
+    return False

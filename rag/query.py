@@ -32,6 +32,10 @@ EN_RULES: list[tuple[str, QuestionType]] = [
     (r"\bby how much\b", "change"),
     (r"\bwhat\b.*\b(?:rate|share|proportion|percentage)\b|\bwhat (?:rate|share)\b", "percent"),
     (r"\bwhat is the number of\b|\bwhat number\b", "count"),
+    (  # "what five-year cumulative improvement in air quality": a change, asked by its noun
+        r"\bwhat(?:\s+[\w\-]+){0,3}?\s+(?:improvement|increase|growth|decline|decrease|reduction|rise|drop)\b",
+        "change",
+    ),
     (
         r"\bhow (?:much|far) (?:did|does|has|have|had|will|would)\b.*\b(?:invest|spend|pay|paid|cost|raise|raised|earn|fund|allocate)",
         "money",
@@ -77,11 +81,11 @@ EN_RULES: list[tuple[str, QuestionType]] = [
         "person",
     ),
     (
-        r"\b(?:which|what) (?:[a-z\-]+ )?(?:city|county|province|town|district|street|country|village|region|place)\b|^where\b|\bin which (?:city|county|province|place)\b|\bnear which\b",
+        r"\b(?:which|what) (?:[a-z\-]+ ){0,2}(?:city|county|province|town|district|street|country|village|region|place)\b|^where\b|\bin which (?:city|county|province|place)\b|\bnear which\b",
         "place",
     ),
     (
-        r"\b(?:which|what) (?:[a-z\-]+ )?(?:company|companies|group|enterprise|firm|corporation|bank|organi[sz]ation|brand|mine|plant|chamber|institute|university|laboratory|park)\b",
+        r"\b(?:which|what) (?:[a-z\-]+ ){0,2}(?:company|companies|group|enterprise|firm|corporation|bank|organi[sz]ation|brand|mine|plant|chamber|institute|university|laboratory|park)\b",
         "org",
     ),
     (r"\b(?:which|what)\b", "entity"),

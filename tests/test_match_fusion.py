@@ -222,3 +222,13 @@ def test_a_surname_with_a_title_and_a_phrase_headed_by_a_stated_name():
     assert restates_question(q, "蔡先生")  # cai + "Mr." ~ 先生
     assert restates_tail(q, "商戶蔡先生") and not restates_tail(q, "太原市迎澤大街")
     assert not restates_question(q, "迎澤大街")
+
+
+def test_an_english_name_whose_distinctive_words_the_question_says_is_stated():
+    from rag.match import restates_question
+
+    q = analyze(
+        "At which steel group has Taizhong's intelligent coking equipment enabled one-key coking?"
+    )
+    assert restates_question(q, "Taizhong Group")  # "Group" tells no group from another
+    assert not restates_question(q, "Jinnan Iron and Steel Group")
