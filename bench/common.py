@@ -56,10 +56,15 @@ def machine() -> dict[str, Any]:
 
 
 def command_line() -> str:
-    """The command as the user typed it (``rag bench ...``)."""
+    """The command as the user typed it, with the ``RAG_*`` settings it ran under.
+
+    ``RAG_RETRIEVE_K=20 rag bench query`` and ``rag bench query`` measure different services:
+    the row must say which.
+    """
     argv = list(sys.argv)
     argv[0] = Path(argv[0]).name
-    return shlex.join(argv)
+    env = [f"{k}={shlex.quote(v)}" for k, v in sorted(os.environ.items()) if k.startswith("RAG_")]
+    return " ".join([*env, shlex.join(argv)])
 
 
 def record(

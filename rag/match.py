@@ -555,3 +555,25 @@ def restates_tail(query: Query, name: str) -> bool:
             if 2 in _zh_words_stated(query, to_simplified(tail)):
                 return True
     return False
+
+
+OF_STATED_RE = re.compile(r"^.+?\s+(?:of|and|at|in|for)\s+(?:the\s+)?(.+)$")
+
+
+@lru_cache(maxsize=4096)
+def ends_with_stated_name(query: Query, name: str) -> bool:
+    """Whether an English name runs on into a name the question states.
+
+    "Party Committee and Chairman *of Huagong Technology Industry Co*" for "... chairman of
+    Huagong ...?" names the position, not the person asked for.
+
+    Only a stated name holding a name of the question's own counts: "Jinnan Iron *and Steel
+    Group*" for "which steel group" ends with a kind of thing, not with a stated name.
+    """
+    m = OF_STATED_RE.match(name)
+    if not m or CJK_RUN_RE.search(name):
+        return False
+    tail = m.group(1)
+    own = set(re.findall(r"[a-z0-9]+", tail.lower()))
+    said = [set(re.findall(r"[a-z0-9]+", n.lower())) - ORG_FORMS for n in query.names]
+    return any(w and w <= own for w in said) and restates_question(query, tail)

@@ -32,6 +32,7 @@ from rag.features import (
 )
 from rag.match import (
     coverage,
+    ends_with_stated_name,
     entity_coverage,
     phrase_coverage,
     restated_prefix,
@@ -317,7 +318,12 @@ class Pipeline:
         stated = [
             (s.row, sp)
             for _, s, sp, t in spans
-            if sp.ctype in NAME_CTYPES and (restates_question(query, t) or restates_tail(query, t))
+            if sp.ctype in NAME_CTYPES
+            and (
+                restates_question(query, t)
+                or restates_tail(query, t)
+                or ends_with_stated_name(query, t)
+            )
         ]
         spans = [  # and neither is a part of it ("Thermal Power Co" of "Jiangsu Huamei ...")
             x

@@ -53,6 +53,17 @@ def test_record_appends_a_dated_row(tmp_path: Path):
     assert len(rows) == 2 and '"p50_ms": 2.0' in rows[1] and "nested" not in rows[0]
 
 
+def test_the_logged_command_names_the_rag_settings_it_ran_under(monkeypatch):
+    from bench.common import command_line
+
+    monkeypatch.setattr("sys.argv", ["/x/bin/rag", "bench", "query", "--rounds", "3"])
+    monkeypatch.setenv("RAG_RETRIEVE_K", "20")
+    monkeypatch.setenv("OTHER_SETTING", "1")
+    line = command_line()
+    assert "RAG_RETRIEVE_K=20 " in line and line.endswith("rag bench query --rounds 3")
+    assert "OTHER_SETTING" not in line
+
+
 def test_wrk_script_rotates_questions_and_sends_keys():
     script = bench_load.lua_script(["a?", "山西?"], "k-1")
     assert '[==[{"question": "山西?"}]==]' in script

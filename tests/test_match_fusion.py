@@ -232,3 +232,15 @@ def test_an_english_name_whose_distinctive_words_the_question_says_is_stated():
     )
     assert restates_question(q, "Taizhong Group")  # "Group" tells no group from another
     assert not restates_question(q, "Jinnan Iron and Steel Group")
+
+
+def test_a_title_running_into_the_stated_organisation_is_not_a_name_answer():
+    from rag.match import ends_with_stated_name
+
+    q = analyze("Who is the Party secretary and chairman of Huagong Technology Industry Co., Ltd.?")
+    assert ends_with_stated_name(
+        q, "Party Committee and Chairman of Huagong Technology Industry Co"
+    )
+    assert not ends_with_stated_name(q, "Ma Xinqiang")
+    q = analyze("At which steel group has Taizhong's coking equipment enabled one-key coking?")
+    assert not ends_with_stated_name(q, "Jinnan Iron and Steel Group")  # a kind, not a name
