@@ -110,6 +110,7 @@ QUOTE_RE = re.compile(
     r"“([^”“\n]{1,24})[”“]|《([^》\n]{1,30})》|\"([^\"\n]{1,40})\"|「([^」\n]{1,24})」|'([^'\n]{2,40})'"
 )
 EN_TOKEN_RE = re.compile(r"[A-Z][A-Za-z0-9'\-]*\.?|&|of|and|for|the|de|\(|\)|[a-z][a-z\-]*|,")
+CUT_LTD_RE = re.compile(r"\.?,? ?(?:Ltd|Limited)\b")
 PRODUCT_RE = re.compile(r"\d+(?:\.\d+)?\s*[×xX*]\s*")
 PARTICLES_RE = re.compile(r"[着著了的地得在和与及]")
 NOUNISH = frozenset("n nr ns nt nz nrt nrfg ng j eng vn an l".split())
@@ -331,4 +332,10 @@ def extract_spans(doc: Document, start: int, end: int) -> list[Span]:
         and p.end == s.end
         and PRODUCT_RE.fullmatch(doc.text[s.start : p.start])
     }
-    return [p for p in out if (p.start, p.end, p.ctype) not in factors]
+    # "Jolywood ... Technology Co" cut before its "., Ltd" is a truncated name
+    return [
+        p
+        for p in out
+        if (p.start, p.end, p.ctype) not in factors
+        and not (p.ctype in ("name", "name_part") and CUT_LTD_RE.match(doc.text, p.end))
+    ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 
-from index.textnorm import char_pinyin, segment_pinyin, stem, to_simplified
+from index.textnorm import EN_STOPWORDS, char_pinyin, segment_pinyin, stem, to_simplified
 from rag.candidates import Span
 from rag.lexicon import en_to_zh, measure_word_fits, zh_to_en
 from rag.match import coverage, phrase_coverage, pinyin_word, predicate_coverage
@@ -81,7 +81,14 @@ NUMERIC_CTYPES = frozenset(
     "count number percent ppoint money measure multiple duration year date frequency phone rank".split()
 )
 NAME_CTYPES = frozenset("name name_part person zh_np quote".split())
-QUESTION_HEAD_RE = re.compile(r"\b(?:which|what) ([a-z\-]+)(?: ([a-z\-]+))?")
+QUESTION_HEAD_RE = re.compile(r"\b(?:which|what) ((?:[a-z\-]+ ?){1,4})")
+# Nouns that name the kind of thing a which/what question asks for.
+KIND_NOUN_RE = re.compile(
+    r"compan(?:y|ies)|group|enterprises?|firms?|corporation|bank|organi[sz]ation|brand|mines?|"
+    r"plants?|chamber|institute|university|laborator(?:y|ies)|park|city|county|province|town|"
+    r"district|street|country|village|region|place|year|date|day|month|share|rate|level|speed|"
+    r"size|standard|phase|programme|program|title|award|honou?r|product|model|project|base"
+)
 ZH_HEAD_RE = re.compile(r"(?:哪个|哪家|哪一|哪座|哪条|什么|哪)([\u4e00-\u9fff]{1,2})")
 
 
@@ -237,12 +244,17 @@ def question_head(query: Query) -> tuple[str, ...]:
         m = QUESTION_HEAD_RE.search(query.norm)
         if not m:
             return ()
-        words = [w for w in m.groups() if w]
-        head = (
-            words[-1]
-            if len(words) > 1 and words[-1] not in ("is", "are", "was", "did", "does", "has")
-            else words[0]
-        )
+        # the words before the first function word: "which *leading big-data company* has";
+        # among them the last noun naming a kind of thing ("what global market *share*")
+        words: list[str] = []
+        for w in m.group(1).split():
+            if w in EN_STOPWORDS:
+                break
+            words.append(w)
+        if not words:
+            return ()
+        kinds = [w for w in words if KIND_NOUN_RE.fullmatch(w)]
+        head = kinds[-1] if kinds else words[-1]
         return (stem(head), *en_to_zh(head)[:4])
     m = ZH_HEAD_RE.search(query.norm)
     if not m:

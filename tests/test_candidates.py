@@ -46,6 +46,13 @@ def test_the_last_factor_of_a_product_is_not_a_value_of_its_own():
     assert ("7×24小時", "duration") in got and ("24小時", "duration") not in got
 
 
+def test_a_company_name_is_not_cut_before_its_ltd():
+    _, got = spans_of("Shanxi Jolywood Photovoltaic Battery Technology Co., Ltd. has built a base.")
+    names = {t for t, c in got if c in ("name", "name_part")}
+    assert "Shanxi Jolywood Photovoltaic Battery Technology Co., Ltd" in names
+    assert "Shanxi Jolywood Photovoltaic Battery Technology Co" not in names
+
+
 def test_number_touching_mojibake_is_never_a_candidate():
     d, got = spans_of("用電量占當乜傆秒娏康谋戎匾言鲋?2.5%,超過了煤炭行業的12%。")
     texts = {t for t, _ in got}

@@ -112,3 +112,29 @@ def test_how_many_followed_by_a_verb_has_no_counted_noun():
 def test_the_object_of_a_change_verb_is_the_asked_phrase():
     q = analyze("By how much did Taiyuan Heavy Industry cut its unit conversion cost after 2020?")
     assert q.phrase == ("unit", "conversion", "cost")
+
+
+@pytest.mark.parametrize(
+    "question,head",
+    [
+        ("Near which street in Taiyuan does Mr. Cai run his shop?", "street"),
+        ("Which company acts as the chain master?", "compani"),
+        ("Besides Zhonglian Data, which leading big-data company has Datong attracted?", "compani"),
+        ("What global market share has China achieved in LCD panels?", "share"),
+        ("What is the number of working faces?", None),
+    ],
+)
+def test_the_noun_a_which_question_asks_for(question, head):
+    from rag.features import question_head
+
+    got = question_head(analyze(question))
+    assert (got[0] if got else None) == head
+
+
+def test_the_asked_kind_alone_is_not_an_answer():
+    from rag.features import question_head
+    from rag.pipeline import _is_head
+
+    head = question_head(analyze("What standard did Shanxi's PM10 concentration meet?"))
+    assert _is_head("標準", head) and _is_head("Standard", head)
+    assert not _is_head("國家二級標準", head)
