@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 
-from index.textnorm import EN_STOPWORDS, jieba_module, to_simplified
+from index.textnorm import EN_STOPWORDS, jieba_module, segment_pinyin, to_simplified
 from index.types import Document
 
 CJK_CHAR_RE = re.compile(r"[\u4e00-\u9fff]")
@@ -227,6 +227,21 @@ def quote_spans(text: str, base: int) -> list[Span]:
     return out
 
 
+ORG_WORDS = frozenset(
+    "group company co ltd corp province city county town district village park street mine "
+    "plant bank university institute committee department bureau center centre laboratory".split()
+)
+
+
+def pinyin_person(text: str) -> bool:
+    """Whether an English name is a romanised Chinese personal name ("Zou Zhilei")."""
+    words = text.split()
+    if not 2 <= len(words) <= 3 or any(w.lower().strip(".,") in ORG_WORDS for w in words):
+        return False
+    syl = [segment_pinyin(w) for w in words]
+    return all(syl) and sum(len(x) for x in syl) <= 4 and len(syl[0]) == 1
+
+
 def english_name_spans(text: str, base: int) -> list[Span]:
     """Runs of capitalised words ("Jinnan Iron and Steel Group", "Zou Zhilei")."""
     toks = [(m.start(), m.end(), m.group(0)) for m in EN_TOKEN_RE.finditer(text)]
@@ -259,13 +274,10 @@ def english_name_spans(text: str, base: int) -> list[Span]:
             i += 1
             start = toks[i][0] if i <= j else end
         if words and end > start:
-            out.append(
-                Span(
-                    base + start,
-                    base + end.__int__() - (1 if text[end - 1] == "." and not tail else 0),
-                    "name",
-                )
-            )
+            stop = end - (1 if text[end - 1] == "." and not tail else 0)
+            # a romanised personal name is a person, whatever the question asks
+            kind = "person" if pinyin_person(text[start:stop]) else "name"
+            out.append(Span(base + start, base + stop, kind))
             for k in range(i + 1, j + 1):  # suffixes: "Jolywood Photovoltaic ..." without "Shanxi"
                 if toks[k][2][:1].isupper():
                     out.append(Span(base + toks[k][0], base + end, "name_part"))

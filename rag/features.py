@@ -10,7 +10,7 @@ import math
 import re
 
 from index.textnorm import EN_STOPWORDS, char_pinyin, segment_pinyin, stem, to_simplified
-from rag.candidates import Span
+from rag.candidates import Span, pinyin_person
 from rag.lexicon import en_to_zh, measure_word_fits, zh_to_en
 from rag.match import coverage, phrase_coverage, pinyin_word, predicate_coverage
 from rag.timeref import time_agreement
@@ -276,9 +276,6 @@ AFTER_RE = re.compile(
     r"\bafter (?:its|the|their|this)\b|(?:改造|升级|升級|改革)(?:后|後|以后|之后)"
 )
 CLAUSE_RE = re.compile(r"[,，;；。!?！？:：]")
-ORG_WORDS = frozenset(
-    "group company co ltd corp province city county town district village park street mine plant bank university institute committee department bureau center centre laboratory".split()
-)
 TO_CUES = re.compile(
     r"(?:\bto|\breached|\breach|\bat|\bof|达到|達到|至|到|为|為|增至|提高到|上升到|降至|降到|下降到|僅|仅)\s*$"
 )
@@ -372,17 +369,6 @@ def _clause(text: str, rel: tuple[int, int]) -> str:
     lo = max(c for c in cuts if c <= rel[0])
     hi = min((c for c in cuts if c >= rel[1]), default=len(text))
     return text[lo:hi]
-
-
-def _pinyin_name(text: str) -> float:
-    """1.0 for a romanised Chinese personal name ("Zou Zhilei"): 2-3 syllable words, no org words."""
-    words = text.split()
-    if not 2 <= len(words) <= 3 or any(w.lower().strip(".,") in ORG_WORDS for w in words):
-        return 0.0
-    syl = [segment_pinyin(w) for w in words]
-    if not all(syl) or sum(len(x) for x in syl) > 4 or len(syl[0]) != 1:
-        return 0.0
-    return 1.0
 
 
 def _romanised_share(text: str) -> float:
@@ -546,7 +532,7 @@ def candidate_features(
     n_chars = len(cand_text)
     window = sent_text[max(0, rel[0] - 40) : rel[1] + 40]
     own_np, other_np = (left_np, right_np) if zh_sent else (right_np, left_np)
-    pinyin_name = _pinyin_name(cand_text) if span.ctype in ("name", "name_part") else 0.0
+    pinyin_name = float(pinyin_person(cand_text)) if span.ctype in ("name", "name_part") else 0.0
     resp_item = respectively_item(sent_text, rel, numbers or []) if numeric else ""
     feats = {
         "compat": compat,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -62,6 +63,14 @@ def softmax(logits: list[float]) -> list[float]:
     exps = [math.exp(x - top) for x in logits]
     total = sum(exps)
     return [e / total for e in exps]
+
+
+def _states_number(query: Query, ctype: str, text: str) -> bool:
+    """Whether a numeric span is a number the question itself gives (years aside)."""
+    if ctype not in NUMERIC_CTYPES or ctype in ("year", "date"):
+        return False
+    num = re.sub(r"[^\d.]", "", text.split()[0] if text.split() else text).strip(".")
+    return bool(num) and num in query.numbers
 
 
 def _is_head(text: str, head: tuple[str, ...]) -> bool:
@@ -341,6 +350,8 @@ class Pipeline:
             )
         ]
         spans = _drop_restated_heads(query, spans)
+        if query.numbers:  # "out of every 100 swimsuits, how many ...": not 100
+            spans = [x for x in spans if not _states_number(query, x[2].ctype, x[3])]
         if head:  # the asked kind alone ("標準" for "what standard") names nothing
             spans = [x for x in spans if x[2].ctype not in NAME_CTYPES or not _is_head(x[3], head)]
         if query.years:  # a year the question states is a constraint, not a hint

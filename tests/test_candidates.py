@@ -30,7 +30,7 @@ def spans_of(text: str):
         ("In 2012, he founded his own brand.", "2012", "year"),
         ("聯繫電話:0313-2051987。", "0313-2051987", "phone"),
         ("山西堅持每季度舉辦一次活動。", "每季度舉辦一次", "frequency"),
-        ("Zou Zhilei, chairman of Huawei Coal Mine Corps, spoke.", "Zou Zhilei", "name"),
+        ("Zou Zhilei, chairman of Huawei Coal Mine Corps, spoke.", "Zou Zhilei", "person"),
         ("It is used in Jinnan Iron and Steel Group now.", "Jinnan Iron and Steel Group", "name"),
         ("入選“燈塔工廠”名單。", "燈塔工廠", "quote"),
         ("Known as the “Vinegar Capital of China“ today.", "Vinegar Capital of China", "quote"),

@@ -138,3 +138,13 @@ def test_the_asked_kind_alone_is_not_an_answer():
     head = question_head(analyze("What standard did Shanxi's PM10 concentration meet?"))
     assert _is_head("標準", head) and _is_head("Standard", head)
     assert not _is_head("國家二級標準", head)
+
+
+def test_a_number_the_question_gives_is_not_its_answer():
+    from rag.pipeline import _states_number
+
+    q = analyze("Out of every 100 swimsuits in the world, how many are made in Jinjiang?")
+    assert _states_number(q, "count", "100") and _states_number(q, "count", "100 swimsuits")
+    assert not _states_number(q, "count", "30")
+    q = analyze("How many coal mines did Shanxi have at the end of 2024?")
+    assert not _states_number(q, "year", "2024")
