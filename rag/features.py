@@ -494,6 +494,17 @@ def candidate_features(
             head_fit = 1.0
         elif any(h and not h.isascii() and simp.endswith(h) for h in head):
             head_fit = 1.0
+        else:  # named right before the asked noun: 入選“燈塔工廠”名單, the "X" programme
+            after = sent_text[rel[1] : rel[1] + 12].lstrip("”\"」』’' ")
+            nxt = re.findall(r"[A-Za-z]+", after[:14])[:1]
+            if any(
+                len(h) >= 2 and not h.isascii() and to_simplified(after).startswith(h) for h in head
+            ):
+                head_fit = 1.0
+            elif (
+                nxt and after[:1].isalpha() and after[:1].isascii() and stem(nxt[0].lower()) in head
+            ):
+                head_fit = 1.0
     zh_sent = scale == 2.0
     left_np, right_np = attached_phrases(sent_text, rel)
     if not target_fit and zh_sent and span.ctype in NUMERIC_CTYPES:

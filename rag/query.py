@@ -29,6 +29,10 @@ EN_RULES: list[tuple[str, QuestionType]] = [
     (r"\bopening hours\b|\bwhat hours\b", "duration"),
     (r"\bhow much time\b|\bhow many (?:seconds|minutes|hours|days|weeks|months)\b", "duration"),
     (r"\bhow long\b(?!.*\b(?:is|are) the\b.*\b(?:line|road|river|bridge)\b)", "duration"),
+    (
+        r"\bby how much did\b.*\b(?:share|proportion)\b.*\b(?:rise|fall|grow|increase|decrease|drop)\b",
+        "ppoint",
+    ),
     (r"\bby how much\b", "change"),
     (r"\bwhat\b.*\b(?:rate|share|proportion|percentage)\b|\bwhat (?:rate|share)\b", "percent"),
     (r"\bwhat is the number of\b|\bwhat number\b", "count"),
@@ -92,6 +96,11 @@ EN_RULES: list[tuple[str, QuestionType]] = [
 ]
 ZH_RULES: list[tuple[str, QuestionType]] = [
     (r"多少个百分点|几个百分点", "ppoint"),
+    # a share that rose or fell moves by percentage points: "占比提高了多少"
+    (
+        r"(?:占比|比重|比例|份额)[^,，。]{0,4}(?:提高|下降|降低|增长|增加|上升|减少)了?多少",
+        "ppoint",
+    ),
     (r"电话|热线|联系方式", "phone"),
     (r"多少倍|几倍", "multiple"),
     (r"哪一年|哪年|什么年份|何年|哪个年份", "year"),

@@ -198,3 +198,14 @@ def test_features_read_the_counted_noun_and_the_after_value():
     q = "After its upgrade, what is the plant's energy use per ton?"
     assert feats(q, text, "380 kilograms")["to_match"] == 1.0
     assert feats(q, text, "420 kilograms")["to_match"] == 0.0
+
+
+def test_a_name_right_before_the_asked_noun_fits_the_head():
+    from rag.features import candidate_features, question_head
+    from rag.query import analyze
+
+    q = analyze("太原重工去年入选了什么名单?")
+    d = clean_document(RawDocument("d", "太原重工去年入選“燈塔工廠”名單。", ""))
+    span = next(s for s in extract_spans(d, 0, len(d.text)) if s.ctype == "quote")
+    f = candidate_features(q, span, "燈塔工廠", d.text, 0, 0.5, 0, 1, question_head(q))
+    assert f["head_fit"] == 1.0
