@@ -65,6 +65,27 @@ def softmax(logits: list[float]) -> list[float]:
     return [e / total for e in exps]
 
 
+def _phrase_owners(cands: list[Candidate]) -> list[Candidate]:
+    """Keep, in a sentence listing values, only the numbers whose phrase holds the asked one.
+
+    "power consumption fell 10%, water consumption 13%" for "water consumption": the sentence
+    has a number attached to the whole asked phrase, so its other numbers go.
+    """
+    lists = {c.sentence.row for c in cands if c.features.get("respectively", 0.0) > 0}
+    owners = {
+        c.sentence.row
+        for c in cands
+        if c.ctype in NUMERIC_CTYPES and c.features.get("attach_max", 0.0) >= 1.0
+    } - lists  # "A and B rose 3.8 and 3.7 points respectively" pairs them another way
+    return [
+        c
+        for c in cands
+        if c.sentence.row not in owners
+        or c.ctype not in NUMERIC_CTYPES
+        or c.features.get("attach_max", 0.0) >= 1.0
+    ]
+
+
 def _states_number(query: Query, ctype: str, text: str) -> bool:
     """Whether a numeric span is a number the question itself gives (years aside)."""
     if ctype not in NUMERIC_CTYPES or ctype in ("year", "date"):
@@ -381,6 +402,8 @@ class Pipeline:
                 s.features,
             )
             out.append(Candidate(s.doc_id, sp.start, sp.end, text, sp.ctype, s, sp.unit, f, 0.0))
+        if len(query.phrase) >= 2:
+            out = _phrase_owners(out)
         probs = softmax([self.weights.candidate.logit(c.features) for c in out])
         out = [replace(c, score=p) for c, p in zip(out, probs, strict=True)]
         out.sort(key=lambda c: c.score, reverse=True)

@@ -149,3 +149,17 @@ def test_a_number_the_question_gives_is_not_its_answer():
     assert not _states_number(q, "count", "30")
     q = analyze("How many coal mines did Shanxi have at the end of 2024?")
     assert not _states_number(q, "year", "2024")
+
+
+def test_the_number_that_owns_the_asked_phrase_drops_its_neighbours():
+    from rag.pipeline import _phrase_owners
+    from rag.types import Candidate, ScoredSentence
+
+    s = ScoredSentence(row=0, doc_id="d", start=0, end=40, text="x", score=1.0)
+    other = ScoredSentence(row=1, doc_id="d", start=50, end=90, text="y", score=0.5)
+
+    def cand(text, sentence, attach):
+        return Candidate("d", 0, 1, text, "percent", sentence, "%", {"attach_max": attach}, 0.0)
+
+    kept = _phrase_owners([cand("10%", s, 0.5), cand("13%", s, 1.0), cand("11%", other, 0.5)])
+    assert [c.text for c in kept] == ["13%", "11%"]  # another sentence keeps its numbers
