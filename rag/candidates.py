@@ -110,6 +110,7 @@ QUOTE_RE = re.compile(
     r"“([^”“\n]{1,24})[”“]|《([^》\n]{1,30})》|\"([^\"\n]{1,40})\"|「([^」\n]{1,24})」|'([^'\n]{2,40})'"
 )
 EN_TOKEN_RE = re.compile(r"[A-Z][A-Za-z0-9'\-]*\.?|&|of|and|for|the|de|\(|\)|[a-z][a-z\-]*|,")
+LEGAL_WORDS = frozenset("co ltd inc corp limited group company corporation holdings plc".split())
 CUT_LTD_RE = re.compile(r"\.?,? ?(?:Ltd|Limited)\b")
 PRODUCT_RE = re.compile(r"\d+(?:\.\d+)?\s*[×xX*]\s*")
 PARTICLES_RE = re.compile(r"[着著了的地得在和与及]")
@@ -135,6 +136,26 @@ def _unit_kind(match: re.Match[str], table: list[tuple[str, str]], prefix: str) 
         if got:
             return kind, got
     return "", ""
+
+
+@lru_cache(maxsize=1024)
+def unit_kind(unit: str) -> str:
+    """The kind of value a unit makes ("%" -> percent, "万元" -> money); "" when none."""
+    for table in (EN_UNITS, ZH_UNITS):
+        for pattern, kind in table:
+            if re.fullmatch(pattern, unit, flags=re.IGNORECASE):
+                return kind
+    return ""
+
+
+def type_of(span: Span) -> str:
+    """The type a span answers as: a bare number answers as what its unit makes it.
+
+    "8" of "8%" is a share, not a count; "2.22" of "2.22 million kW" a measure.
+    """
+    if span.ctype == "number" and span.unit:
+        return unit_kind(span.unit) or "number"
+    return span.ctype
 
 
 def _following_words(text: str, pos: int, n: int = 8) -> str:
@@ -281,8 +302,11 @@ def english_name_spans(text: str, base: int) -> list[Span]:
             for k in range(i + 1, j + 1):  # suffixes: "Jolywood Photovoltaic ..." without "Shanxi"
                 if toks[k][2][:1].isupper():
                     out.append(Span(base + toks[k][0], base + end, "name_part"))
+            legal = bool(tail) and toks[j][2].rstrip(".") in ("Co", "Corp", "Inc")
             for k in range(i, j):  # prefixes: "Jinnan Iron and Steel" without "Group"
-                if toks[k][2][:1].isupper() and k > i:
+                # a registered company name is cut only before its legal form ("Xuzhou
+                # Mining Group" of "... Group Co., Ltd"), not between its own words
+                if toks[k][2][:1].isupper() and k > i and (not legal or k == j - 1):
                     out.append(Span(base + start, base + toks[k][1], "name_part"))
         i = j + 1
     return out
@@ -344,10 +368,20 @@ def extract_spans(doc: Document, start: int, end: int) -> list[Span]:
         and p.end == s.end
         and PRODUCT_RE.fullmatch(doc.text[s.start : p.start])
     }
-    # "Jolywood ... Technology Co" cut before its "., Ltd" is a truncated name
+    # "Jolywood ... Technology Co" cut before its "., Ltd" is a truncated name; "Ltd" or
+    # "Group" alone names nothing
     return [
         p
         for p in out
         if (p.start, p.end, p.ctype) not in factors
-        and not (p.ctype in ("name", "name_part") and CUT_LTD_RE.match(doc.text, p.end))
+        and not (
+            p.ctype in ("name", "name_part")
+            and (
+                CUT_LTD_RE.match(doc.text, p.end)
+                or all(
+                    w.lower() in LEGAL_WORDS
+                    for w in re.findall(r"[A-Za-z]+", doc.text[p.start : p.end])
+                )
+            )
+        )
     ]

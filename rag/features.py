@@ -10,7 +10,7 @@ import math
 import re
 
 from index.textnorm import EN_STOPWORDS, char_pinyin, segment_pinyin, stem, to_simplified
-from rag.candidates import Span, pinyin_person
+from rag.candidates import Span, pinyin_person, type_of
 from rag.lexicon import en_to_zh, measure_word_fits, zh_to_en
 from rag.match import coverage, phrase_coverage, pinyin_word, predicate_coverage
 from rag.timeref import time_agreement
@@ -55,7 +55,7 @@ COMPAT: dict[str, dict[str, float]] = {
     "frequency": {"frequency": 1, "duration": 0.7},
     "rank": {"rank": 1, "count": 0.2, "number": 0.3},
     "phone": {"phone": 1},
-    "person": {"person": 1, "name": 0.8, "name_part": 0.5, "zh_np": 0.4},
+    "person": {"person": 1, "name": 0.4, "name_part": 0.3, "zh_np": 0.4},
     "org": {"name": 1, "name_part": 0.6, "zh_np": 0.8, "quote": 0.5, "person": 0.2},
     "place": {"name": 1, "name_part": 0.6, "zh_np": 0.8, "person": 0.3, "quote": 0.3},
     "entity": {
@@ -519,7 +519,8 @@ def candidate_features(
             measure_word_fits(query.target, w) for w in re.findall(r"[A-Za-z]+", span.following)[:8]
         ):
             target_fit = 1.0
-    compat = COMPAT.get(query.qtype, COMPAT["entity"]).get(span.ctype, 0.0)
+    table = COMPAT.get(query.qtype, COMPAT["entity"])
+    compat = min(table.get(span.ctype, 0.0), table.get(type_of(span), 0.0))
     before = sent_text[max(0, rel[0] - 12) : rel[0]]
     clause = _clause(sent_text, rel)
     num = re.sub(r"[^\d.]", "", cand_text)

@@ -18,8 +18,9 @@ from index.errors import RagError
 from index.store import IndexStore
 from index.textnorm import stem, to_simplified
 from index.vectors import VectorConfig
-from rag.candidates import Span, extract_spans
+from rag.candidates import Span, extract_spans, type_of
 from rag.features import (
+    COMPAT,
     NAME_CTYPES,
     NUMERIC_CTYPES,
     abstain_features,
@@ -84,6 +85,16 @@ def _phrase_owners(cands: list[Candidate]) -> list[Candidate]:
         or c.ctype not in NUMERIC_CTYPES
         or c.features.get("attach_max", 0.0) >= 1.0
     ]
+
+
+def _answer_type(query: Query, span: Span) -> str:
+    """The span's type, or its unit's kind where that fits the question worse.
+
+    "8" of "8%" does not answer "how many" as a count: it is a share.
+    """
+    table = COMPAT.get(query.qtype, COMPAT["entity"])
+    kind = type_of(span)
+    return kind if table.get(kind, 0.0) < table.get(span.ctype, 0.0) else span.ctype
 
 
 def _states_number(query: Query, ctype: str, text: str) -> bool:
@@ -340,10 +351,12 @@ class Pipeline:
         for _, _, _, text in spans:
             key = to_simplified(text).lower()
             counts[key] = counts.get(key, 0) + 1
-        keep = type_filter(query.qtype, [sp.ctype for _, _, sp, _ in spans])
+        keep = type_filter(query.qtype, [_answer_type(query, sp) for _, _, sp, _ in spans])
         spans = [x for x, k in zip(spans, keep, strict=True) if k]
         keep = sentence_type_filter(
-            query.qtype, [s.row for _, s, _, _ in spans], [sp.ctype for _, _, sp, _ in spans]
+            query.qtype,
+            [s.row for _, s, _, _ in spans],
+            [_answer_type(query, sp) for _, _, sp, _ in spans],
         )
         spans = [x for x, k in zip(spans, keep, strict=True) if k]
         keep = dimension_filter(

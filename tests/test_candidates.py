@@ -51,6 +51,9 @@ def test_a_company_name_is_not_cut_before_its_ltd():
     names = {t for t, c in got if c in ("name", "name_part")}
     assert "Shanxi Jolywood Photovoltaic Battery Technology Co., Ltd" in names
     assert "Shanxi Jolywood Photovoltaic Battery Technology Co" not in names
+    # cut only before its legal form, not between its own words; "Ltd" alone is no name
+    assert "Shanxi Jolywood Photovoltaic Battery Technology" in names
+    assert "Shanxi Jolywood Photovoltaic" not in names and "Ltd" not in names
 
 
 def test_number_touching_mojibake_is_never_a_candidate():
@@ -209,3 +212,13 @@ def test_a_name_right_before_the_asked_noun_fits_the_head():
     span = next(s for s in extract_spans(d, 0, len(d.text)) if s.ctype == "quote")
     f = candidate_features(q, span, "燈塔工廠", d.text, 0, 0.5, 0, 1, question_head(q))
     assert f["head_fit"] == 1.0
+
+
+def test_a_bare_number_answers_as_its_unit_makes_it():
+    from rag.candidates import type_of
+
+    d = clean_document(RawDocument("d", "推動制造業投資增速達到8%。", ""))
+    bare = [s for s in extract_spans(d, 0, len(d.text)) if s.ctype == "number"]
+    assert bare and all(type_of(s) == "percent" for s in bare)
+    d = clean_document(RawDocument("d", "It has 40 pilot mines.", ""))
+    assert {type_of(s) for s in extract_spans(d, 0, len(d.text))} == {"count"}

@@ -163,3 +163,14 @@ def test_the_number_that_owns_the_asked_phrase_drops_its_neighbours():
 
     kept = _phrase_owners([cand("10%", s, 0.5), cand("13%", s, 1.0), cand("11%", other, 0.5)])
     assert [c.text for c in kept] == ["13%", "11%"]  # another sentence keeps its numbers
+
+
+def test_a_bare_number_is_typed_by_its_unit_only_where_that_fits_worse():
+    from rag.candidates import Span
+    from rag.pipeline import _answer_type
+
+    count_q = analyze("How many key industrial chains are planned?")
+    share = Span(0, 1, "number", "%")
+    assert _answer_type(count_q, share) == "percent"  # "8" of "8%" is not a count
+    time_q = analyze("How much time does the final inspection allow?")
+    assert _answer_type(time_q, Span(0, 2, "number", "seconds")) == "number"  # not "duration"
