@@ -416,11 +416,34 @@ def _phrase_forms(query: Query, sentence_is_zh: bool) -> tuple[tuple[str, ...], 
                 out.append(forms)
         elif sentence_is_zh:
             out.append((f"zh:{w}",))
-        else:
-            forms = tuple(f"en:{t}" for t in zh_to_en(w))
-            if forms:
-                out.append(forms)
+        else:  # a compound is asked in full: 民营企业 is "private" and "enterprise"
+            parts = _tiles(w)
+            if len(parts) < 2 or not all(zh_to_en(p, head=False) for p in parts):
+                parts = [w]
+            for part in parts:
+                forms = tuple(f"en:{t}" for t in zh_to_en(part))
+                if forms:
+                    out.append(forms)
     return tuple(out)
+
+
+@lru_cache(maxsize=4096)
+def _tiles(word: str) -> list[str]:
+    """A Chinese compound cut into the dictionary words that make it up.
+
+    民营企业 -> 民营, 企业; the word alone when it cannot be tiled.
+    """
+    if len(word) < 3:
+        return [word]
+    subs = {p for p in jieba_module().cut_for_search(word) if p != word and len(p) >= 2}
+    out, i = [], 0
+    while i < len(word):
+        nxt = max((p for p in subs if word.startswith(p, i)), key=len, default="")
+        if not nxt:
+            return [word]
+        out.append(nxt)
+        i += len(nxt)
+    return out
 
 
 def phrase_coverage(query: Query, text: str) -> float:

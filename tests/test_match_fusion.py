@@ -244,3 +244,11 @@ def test_a_title_running_into_the_stated_organisation_is_not_a_name_answer():
     assert not ends_with_stated_name(q, "Ma Xinqiang")
     q = analyze("At which steel group has Taizhong's coking equipment enabled one-key coking?")
     assert not ends_with_stated_name(q, "Jinnan Iron and Steel Group")  # a kind, not a name
+
+
+def test_a_chinese_compound_phrase_is_asked_in_full_in_english_text():
+    from rag.match import phrase_coverage
+
+    q = analyze("晋江有多少家民营企业?")  # 民营企业: "private" and "enterprise"
+    assert phrase_coverage(q, "the number of private enterprises in Jinjiang") == 1.0
+    assert phrase_coverage(q, "enterprises with an output value of 100 million yuan") < 1.0
