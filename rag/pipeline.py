@@ -87,6 +87,19 @@ def _phrase_owners(cands: list[Candidate]) -> list[Candidate]:
     ]
 
 
+def _drop_years_of_dates(spans: list[SpanRow]) -> list[SpanRow]:
+    """Drop a year that is part of a full date in its sentence (for a "which day" question)."""
+    dates = [(x[1].row, x[2]) for x in spans if x[2].ctype == "date"]
+    return [
+        x
+        for x in spans
+        if x[2].ctype != "year"
+        or not any(
+            row == x[1].row and d.start <= x[2].start and x[2].end <= d.end for row, d in dates
+        )
+    ]
+
+
 def _answer_type(query: Query, span: Span) -> str:
     """The span's type, or its unit's kind where that fits the question worse.
 
@@ -359,6 +372,8 @@ class Pipeline:
             [_answer_type(query, sp) for _, _, sp, _ in spans],
         )
         spans = [x for x, k in zip(spans, keep, strict=True) if k]
+        if query.qtype == "date":  # asked for the day: the year of "April 4, 2023" is not it
+            spans = _drop_years_of_dates(spans)
         keep = dimension_filter(
             query, [s.row for _, s, _, _ in spans], [sp.unit for _, _, sp, _ in spans]
         )

@@ -174,3 +174,18 @@ def test_a_bare_number_is_typed_by_its_unit_only_where_that_fits_worse():
     assert _answer_type(count_q, share) == "percent"  # "8" of "8%" is not a count
     time_q = analyze("How much time does the final inspection allow?")
     assert _answer_type(time_q, Span(0, 2, "number", "seconds")) == "number"  # not "duration"
+
+
+def test_the_year_of_a_full_date_does_not_answer_which_day():
+    from rag.candidates import Span
+    from rag.pipeline import _drop_years_of_dates
+    from rag.types import ScoredSentence
+
+    s = ScoredSentence(row=0, doc_id="d", start=0, end=40, text="x", score=1.0)
+    t = ScoredSentence(row=1, doc_id="d", start=50, end=90, text="y", score=0.5)
+    rows = [
+        (0, s, Span(10, 23, "date"), "April 4, 2023"),
+        (0, s, Span(19, 23, "year"), "2023"),
+        (1, t, Span(60, 64, "year"), "2022"),  # a year standing alone stays
+    ]
+    assert [x[3] for x in _drop_years_of_dates(rows)] == ["April 4, 2023", "2022"]
