@@ -497,8 +497,12 @@ def candidate_features(
         else:  # named right before the asked noun: 入選“燈塔工廠”名單, the "X" programme
             after = sent_text[rel[1] : rel[1] + 12].lstrip("”\"」』’' ")
             nxt = re.findall(r"[A-Za-z]+", after[:14])[:1]
-            if any(
-                len(h) >= 2 and not h.isascii() and to_simplified(after).startswith(h) for h in head
+            zh_after = to_simplified(after)
+            if any(  # "“三晉第一泉”之稱" names the 美称 asked for
+                not h.isascii()
+                and (len(h) >= 2 or zh_after.startswith("之"))
+                and zh_after.removeprefix("之").startswith(h)
+                for h in head
             ):
                 head_fit = 1.0
             elif (

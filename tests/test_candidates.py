@@ -222,3 +222,14 @@ def test_a_bare_number_answers_as_its_unit_makes_it():
     assert bare and all(type_of(s) == "percent" for s in bare)
     d = clean_document(RawDocument("d", "It has 40 pilot mines.", ""))
     assert {type_of(s) for s in extract_spans(d, 0, len(d.text))} == {"count"}
+
+
+def test_a_quote_before_zhi_cheng_is_the_title_asked_for():
+    from rag.features import candidate_features, question_head
+    from rag.query import analyze
+
+    q = analyze("晋祠难老泉有什么美称?")
+    d = clean_document(RawDocument("d", "有著“三晉第一泉”之稱的難老泉不斷涌出。", ""))
+    span = next(s for s in extract_spans(d, 0, len(d.text)) if s.ctype == "quote")
+    f = candidate_features(q, span, "三晉第一泉", d.text, 0, 0.5, 0, 1, question_head(q))
+    assert f["head_fit"] == 1.0
