@@ -101,6 +101,16 @@ STRICT_TYPES = frozenset(
 )
 
 
+def answer_type(qtype: str, span: Span) -> str:
+    """The span's type, or its unit's kind where that fits the question worse.
+
+    "8" of "8%" does not answer "how many" as a count: it is a share.
+    """
+    table = COMPAT.get(qtype, COMPAT["entity"])
+    kind = type_of(span)
+    return kind if table.get(kind, 0.0) < table.get(span.ctype, 0.0) else span.ctype
+
+
 def type_filter(qtype: str, ctypes: list[str]) -> list[bool]:
     """Which candidates may answer a question of this type (all, if none would be left)."""
     if qtype not in STRICT_TYPES:
@@ -523,8 +533,7 @@ def candidate_features(
             measure_word_fits(query.target, w) for w in re.findall(r"[A-Za-z]+", span.following)[:8]
         ):
             target_fit = 1.0
-    table = COMPAT.get(query.qtype, COMPAT["entity"])
-    compat = min(table.get(span.ctype, 0.0), table.get(type_of(span), 0.0))
+    compat = COMPAT.get(query.qtype, COMPAT["entity"]).get(answer_type(query.qtype, span), 0.0)
     before = sent_text[max(0, rel[0] - 12) : rel[0]]
     clause = _clause(sent_text, rel)
     num = re.sub(r"[^\d.]", "", cand_text)

@@ -18,12 +18,12 @@ from index.errors import RagError
 from index.store import IndexStore
 from index.textnorm import stem, to_simplified
 from index.vectors import VectorConfig
-from rag.candidates import Span, extract_spans, type_of
+from rag.candidates import Span, extract_spans
 from rag.features import (
-    COMPAT,
     NAME_CTYPES,
     NUMERIC_CTYPES,
     abstain_features,
+    answer_type,
     candidate_features,
     dimension_filter,
     question_head,
@@ -66,6 +66,53 @@ def softmax(logits: list[float]) -> list[float]:
     return [e / total for e in exps]
 
 
+def _answerable(query: Query, head: tuple[str, ...], spans: list[SpanRow]) -> list[SpanRow]:
+    """The spans that may answer the question.
+
+    Of a fitting type (and, in a sentence holding one of exactly the asked type or dimension,
+    no looser one); not a name or number the question itself gives, nor the asked kind alone.
+    """
+    types = [answer_type(query.qtype, sp) for _, _, sp, _ in spans]
+    keep = type_filter(query.qtype, types)
+    spans, types = (
+        [x for x, k in zip(spans, keep, strict=True) if k],
+        [t for t, k in zip(types, keep, strict=True) if k],
+    )
+    keep = sentence_type_filter(query.qtype, [s.row for _, s, _, _ in spans], types)
+    spans = [x for x, k in zip(spans, keep, strict=True) if k]
+    if query.qtype == "date":  # asked for the day: the year of "April 4, 2023" is not it
+        spans = _drop_years_of_dates(spans)
+    keep = dimension_filter(
+        query, [s.row for _, s, _, _ in spans], [sp.unit for _, _, sp, _ in spans]
+    )
+    spans = [x for x, k in zip(spans, keep, strict=True) if k]
+    # a name the question states is not its answer ("Besides Zhonglian Data, which ...")
+    stated = [
+        (s.row, sp)
+        for _, s, sp, t in spans
+        if sp.ctype in NAME_CTYPES
+        and (
+            restates_question(query, t)
+            or restates_tail(query, t)
+            or ends_with_stated_name(query, t)
+        )
+    ]
+    spans = [  # and neither is a part of it ("Thermal Power Co" of "Jiangsu Huamei ...")
+        x
+        for x in spans
+        if x[2].ctype not in NAME_CTYPES
+        or not any(
+            row == x[1].row and sp.start <= x[2].start and x[2].end <= sp.end for row, sp in stated
+        )
+    ]
+    spans = _drop_restated_heads(query, spans)
+    if query.numbers:  # "out of every 100 swimsuits, how many ...": not 100
+        spans = [x for x in spans if not _states_number(query, x[2].ctype, x[3])]
+    if head:  # the asked kind alone ("標準" for "what standard") names nothing
+        spans = [x for x in spans if x[2].ctype not in NAME_CTYPES or not _is_head(x[3], head)]
+    return spans
+
+
 def _phrase_owners(cands: list[Candidate]) -> list[Candidate]:
     """Keep, in a sentence listing values, only the numbers whose phrase holds the asked one.
 
@@ -98,16 +145,6 @@ def _drop_years_of_dates(spans: list[SpanRow]) -> list[SpanRow]:
             row == x[1].row and d.start <= x[2].start and x[2].end <= d.end for row, d in dates
         )
     ]
-
-
-def _answer_type(query: Query, span: Span) -> str:
-    """The span's type, or its unit's kind where that fits the question worse.
-
-    "8" of "8%" does not answer "how many" as a count: it is a share.
-    """
-    table = COMPAT.get(query.qtype, COMPAT["entity"])
-    kind = type_of(span)
-    return kind if table.get(kind, 0.0) < table.get(span.ctype, 0.0) else span.ctype
 
 
 def _states_number(query: Query, ctype: str, text: str) -> bool:
@@ -364,45 +401,7 @@ class Pipeline:
         for _, _, _, text in spans:
             key = to_simplified(text).lower()
             counts[key] = counts.get(key, 0) + 1
-        keep = type_filter(query.qtype, [_answer_type(query, sp) for _, _, sp, _ in spans])
-        spans = [x for x, k in zip(spans, keep, strict=True) if k]
-        keep = sentence_type_filter(
-            query.qtype,
-            [s.row for _, s, _, _ in spans],
-            [_answer_type(query, sp) for _, _, sp, _ in spans],
-        )
-        spans = [x for x, k in zip(spans, keep, strict=True) if k]
-        if query.qtype == "date":  # asked for the day: the year of "April 4, 2023" is not it
-            spans = _drop_years_of_dates(spans)
-        keep = dimension_filter(
-            query, [s.row for _, s, _, _ in spans], [sp.unit for _, _, sp, _ in spans]
-        )
-        spans = [x for x, k in zip(spans, keep, strict=True) if k]
-        # a name the question states is not its answer ("Besides Zhonglian Data, which ...")
-        stated = [
-            (s.row, sp)
-            for _, s, sp, t in spans
-            if sp.ctype in NAME_CTYPES
-            and (
-                restates_question(query, t)
-                or restates_tail(query, t)
-                or ends_with_stated_name(query, t)
-            )
-        ]
-        spans = [  # and neither is a part of it ("Thermal Power Co" of "Jiangsu Huamei ...")
-            x
-            for x in spans
-            if x[2].ctype not in NAME_CTYPES
-            or not any(
-                row == x[1].row and sp.start <= x[2].start and x[2].end <= sp.end
-                for row, sp in stated
-            )
-        ]
-        spans = _drop_restated_heads(query, spans)
-        if query.numbers:  # "out of every 100 swimsuits, how many ...": not 100
-            spans = [x for x in spans if not _states_number(query, x[2].ctype, x[3])]
-        if head:  # the asked kind alone ("標準" for "what standard") names nothing
-            spans = [x for x in spans if x[2].ctype not in NAME_CTYPES or not _is_head(x[3], head)]
+        spans = _answerable(query, head, spans)
         if query.years:  # a year the question states is a constraint, not a hint
             agree = [year_agreement(query, s.text) for _, s, _, _ in spans]
             relevant = [

@@ -167,13 +167,13 @@ def test_the_number_that_owns_the_asked_phrase_drops_its_neighbours():
 
 def test_a_bare_number_is_typed_by_its_unit_only_where_that_fits_worse():
     from rag.candidates import Span
-    from rag.pipeline import _answer_type
+    from rag.features import answer_type
 
-    count_q = analyze("How many key industrial chains are planned?")
+    count_q = analyze("How many key industrial chains are planned?").qtype
     share = Span(0, 1, "number", "%")
-    assert _answer_type(count_q, share) == "percent"  # "8" of "8%" is not a count
-    time_q = analyze("How much time does the final inspection allow?")
-    assert _answer_type(time_q, Span(0, 2, "number", "seconds")) == "number"  # not "duration"
+    assert answer_type(count_q, share) == "percent"  # "8" of "8%" is not a count
+    time_q = analyze("How much time does the final inspection allow?").qtype
+    assert answer_type(time_q, Span(0, 2, "number", "seconds")) == "number"  # not "duration"
 
 
 def test_the_year_of_a_full_date_does_not_answer_which_day():
