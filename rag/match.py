@@ -22,6 +22,7 @@ from index.textnorm import (
     stem,
     to_simplified,
 )
+from rag.candidates import LEGAL_WORDS
 from rag.lexicon import en_synonyms, en_to_zh, lemmas, zh_to_en
 from rag.timeref import time_refs
 from rag.types import Query
@@ -466,10 +467,9 @@ def phrase_coverage(query: Query, text: str) -> float:
     return found / len(units)
 
 
-# Legal and generic words of organisation names: they tell no organisation from another.
-ORG_FORMS = frozenset(
-    "group co ltd inc corp company corporation limited holdings plc llc of and the".split()
-)
+# Legal and generic words of organisation names, and the words that join them: they tell no
+# organisation from another.
+ORG_FORMS = LEGAL_WORDS | {"llc", "of", "and", "the"}
 # The noun a question asks for ("in which *county*", "哪个*市*") is the answer's kind, not a
 # name the question states.
 ASKED_EN_RE = re.compile(r"\b(?:which|what)\s+(\w+)")
