@@ -47,6 +47,7 @@ from api.schemas import (
 )
 from api.service import Service, check_doc_id
 from index.errors import DocumentNotFoundError, RagError
+from index.threads import configure as configure_threads
 from rag.config import Settings, get_settings
 
 T = TypeVar("T")
@@ -107,6 +108,7 @@ class Metrics:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app (uvicorn calls this as a factory)."""
     settings = settings or get_settings()
+    configure_threads(settings.embedder_threads, workers=settings.workers)
     service = Service(settings)
     metrics = Metrics()
 

