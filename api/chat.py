@@ -10,6 +10,7 @@ as a top-level ``citations`` array (on the final chunk when streaming).
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
@@ -106,18 +107,48 @@ def _is_zh(text: str) -> bool:
     return cjk_ratio(text) >= 0.3
 
 
+ABOUT_EN = (
+    "I answer questions about the articles in this service's corpus, in English or Chinese, "
+    "with a short answer and citations to the exact source sentences. Ask me a question."
+)
+ABOUT_ZH = "我根据本服务语料库中的文章回答中英文问题，给出简短答案并引用原文句子。请提问。"
+_SMALL_TALK = re.compile(
+    r"^(hi|hello|hey|help|thanks?|thank you|good (morning|afternoon|evening)|"
+    r"what can you do|who are you|what are you|how do(es)? (this|it) work|"
+    r"你好|您好|嗨|哈喽|帮助|谢谢|你是谁|你能做什么|怎么用)[\s!！.。?？,，]*$",
+    re.IGNORECASE,
+)
+
+
+def is_small_talk(text: str) -> bool:
+    """A greeting or a request for help, not a question about the corpus."""
+    return bool(_SMALL_TALK.match(text.strip()))
+
+
 def render(question: str, answer: Answer) -> str:
     """The assistant message: a short answer sentence with markers, then the sources."""
     zh = _is_zh(question)
+    if is_small_talk(question):
+        return ABOUT_ZH if zh else ABOUT_EN
     if answer.text is None:
-        return (
-            "语料库中没有找到这个问题的答案。"
+        head = (
+            "没有找到确切的答案。最接近的来源："
             if zh
-            else "The corpus does not contain the answer to this question."
+            else "I found no definite answer in the corpus. The closest sources:"
         )
-    markers = "".join(f"[{i}]" for i in range(1, len(answer.citations[:1]) + 1))
-    head = f"答案：{answer.text} {markers}。" if zh else f"The answer is {answer.text} {markers}."
-    lines = [head, "", "来源：" if zh else "Sources:"]
+        if not answer.citations:
+            return (
+                "语料库中没有与这个问题相关的内容。"
+                if zh
+                else "Nothing in the corpus is close to this question."
+            )
+        lines = [head]
+    else:
+        markers = "".join(f"[{i}]" for i in range(1, len(answer.citations[:1]) + 1))
+        head = (
+            f"答案：{answer.text} {markers}。" if zh else f"The answer is {answer.text} {markers}."
+        )
+        lines = [head, "", "来源：" if zh else "Sources:"]
     for i, c in enumerate(answer.citations, 1):
         snippet = " ".join(c.snippet.split())
         lines.append(f'[{i}] {c.title or c.doc_id} ({c.doc_id}): "{snippet}"')

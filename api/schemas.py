@@ -48,6 +48,9 @@ class CitationOut(BaseModel):
     start: int
     end: int
     score: float
+    highlights: list[tuple[int, int]] = Field(
+        default_factory=list, description="The question's terms: (start, end) in the snippet."
+    )
 
 
 class PassageOut(BaseModel):

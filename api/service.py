@@ -48,7 +48,7 @@ class Service:
         a document whose file was written but whose index swap never happened. Half-written
         document files from a crash (``.<name>.tmp-*``) are removed first.
         """
-        from rag.cli import load_pipeline, run_index
+        from rag.factory import load_pipeline, run_index
 
         seeds = self.settings.seeds_dir
         for stale in seeds.glob(".*.tmp-*") if seeds.is_dir() else ():
@@ -87,7 +87,7 @@ class Service:
 
     def _follow_generation(self) -> None:
         """Reload when another process (a worker's PUT, `rag index`) swapped in a new index."""
-        from rag.cli import load_pipeline
+        from rag.factory import load_pipeline
 
         try:
             live = os.readlink(self.settings.index_dir / "current")
@@ -117,7 +117,7 @@ class Service:
         return None
 
     def _reload(self) -> int:
-        from rag.cli import load_pipeline, run_index
+        from rag.factory import load_pipeline, run_index
 
         run_index(self.settings, show_progress=False)
         pipeline = load_pipeline(self.settings)

@@ -340,7 +340,7 @@ def run_fit(  # type: ignore[no-untyped-def]
     settings, *, gold: Path | None, folds: int, out: Path | None, repeats: int = 1
 ) -> dict[str, float]:
     """CLI body of ``rag fit``: report CV accuracy, then fit on all and save."""
-    from rag.cli import load_pipeline
+    from rag.factory import load_pipeline
 
     pipeline = load_pipeline(settings)
     items = load_gold(gold)

@@ -241,7 +241,7 @@ def evaluate(
             keys = settings.key_list()
             outcomes = run_http(url, items, keys[0] if keys else None, tick)
         else:
-            from rag.cli import load_pipeline
+            from rag.factory import load_pipeline
 
             pipeline = load_pipeline(settings)
             outcomes = run_inprocess(pipeline, items, tick)
@@ -262,6 +262,9 @@ def evaluate(
                         retrieve_k=settings.retrieve_k,
                         rrf_k=settings.rrf_k,
                         mode=mode,
+                        reader=pipeline.reader,
+                        abstainer=pipeline.abstainer,
+                        reader_contexts=pipeline.reader_contexts,
                     )
                     result["baselines"][name] = summarize(run_inprocess(base, items, tick))
     result["overall"] = summarize(outcomes)

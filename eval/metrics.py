@@ -122,3 +122,90 @@ def precision_recall(tp: int, fp: int, fn: int) -> tuple[float, float]:
     p = tp / (tp + fp) if tp + fp else 1.0
     r = tp / (tp + fn) if tp + fn else 1.0
     return p, r
+
+
+# --- Official public-set scoring: SQuAD (English) and CMRC 2018 (Chinese) ---------------
+
+_ARTICLES_RE = re.compile(r"\b(a|an|the)\b")
+_CMRC_PUNCT = set(
+    "-:_*^/\\~`+=，。：？！“”；’《》……·、「」（）－～『』<>|\u3000'\",.;?!()[]{}%$#@&"
+) | {"【", "】", "〔", "〕"}
+
+
+def squad_normalize(text: str) -> str:
+    """SQuAD v1.1 ``normalize_answer``: lower case, no punctuation, no articles, one space."""
+    text = text.lower()
+    text = "".join(ch for ch in text if not unicodedata.category(ch).startswith("P"))
+    text = _ARTICLES_RE.sub(" ", text)
+    return " ".join(text.split())
+
+
+def _squad_f1(pred: str, gold: str) -> float:
+    p, g = squad_normalize(pred).split(), squad_normalize(gold).split()
+    common = sum(min(p.count(t), g.count(t)) for t in set(p))
+    if not common:
+        return 0.0
+    precision, recall = common / len(p), common / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def _cmrc_tokens(text: str) -> list[str]:
+    """CMRC 2018 ``mixed_segmentation``: each CJK character a token, Latin runs as words."""
+    out: list[str] = []
+    word = ""
+    for ch in text.lower().strip():
+        if ch in _CMRC_PUNCT or ch.isspace():
+            if word:
+                out.append(word)
+                word = ""
+            continue
+        if re.match(r"[\u4e00-\u9fff\u3400-\u4dbf]", ch):
+            if word:
+                out.append(word)
+                word = ""
+            out.append(ch)
+        else:
+            word += ch
+    if word:
+        out.append(word)
+    return out
+
+
+def _lcs_len(a: list[str], b: list[str]) -> int:
+    if not a or not b:
+        return 0
+    prev = [0] * (len(b) + 1)
+    best = 0
+    for x in a:
+        cur = [0] * (len(b) + 1)
+        for j, y in enumerate(b, 1):
+            if x == y:
+                cur[j] = prev[j - 1] + 1
+                best = max(best, cur[j])
+        prev = cur
+    return best
+
+
+def _cmrc_f1(pred: str, gold: str) -> float:
+    p, g = _cmrc_tokens(pred), _cmrc_tokens(gold)
+    common = _lcs_len(p, g)
+    if not common:
+        return 0.0
+    precision, recall = common / len(p), common / len(g)
+    return 2 * precision * recall / (precision + recall)
+
+
+def qa_scores(pred: str | None, golds: Sequence[str], lang: str) -> tuple[float, float]:
+    """``(exact match, F1)`` of a prediction, the best over the gold answers.
+
+    English answers are scored as SQuAD v1.1 does; Chinese ones (``zh-Hans``, ``zh-Hant``)
+    as CMRC 2018 does (character level, punctuation removed; its F1 counts the longest
+    common substring). An abstention (``None``) scores 0 on an answerable question.
+    """
+    if pred is None or not golds:
+        return 0.0, 0.0
+    if lang.startswith("zh"):
+        em = max(float("".join(_cmrc_tokens(pred)) == "".join(_cmrc_tokens(g))) for g in golds)
+        return em, max(_cmrc_f1(pred, g) for g in golds)
+    em = max(float(squad_normalize(pred) == squad_normalize(g)) for g in golds)
+    return em, max(_squad_f1(pred, g) for g in golds)

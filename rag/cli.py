@@ -19,6 +19,7 @@ from index.errors import ConfigError, RagError
 from index.threads import available_cores
 from index.threads import configure as configure_threads
 from rag.config import Settings, get_settings
+from rag.factory import load_pipeline, run_index
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help="Offline multilingual Q&A with citations."
@@ -39,87 +40,6 @@ def _setup_logging(settings: Settings) -> None:
         handler.setLevel(settings.log_level.upper())
     for noisy in ("faiss.loader", "bm25s", "jieba", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def _embedder_threads(settings: Settings) -> int:
-    """Threads per embedder: as set, or the available cores shared by the server workers."""
-    if settings.embedder_threads or settings.workers == 1:
-        return settings.embedder_threads
-    return max(1, available_cores() // settings.workers)
-
-
-def _embedder(settings: Settings):  # type: ignore[no-untyped-def]
-    from index.embed import make_embedder
-
-    return make_embedder(
-        settings.embedder,
-        settings.embedder_model,
-        threads=_embedder_threads(settings),
-        batch_size=settings.embedder_batch_size,
-    )
-
-
-def _index_embedder(settings: Settings):  # type: ignore[no-untyped-def]
-    """The embedder of the write path: in process, or a Ray actor pool (RAG_INDEX_ENGINE)."""
-    if settings.index_engine == "local":
-        return _embedder(settings)
-    from index.distributed import EmbedderSpec, RayEmbedder
-
-    spec = EmbedderSpec(
-        settings.embedder,
-        settings.embedder_model,
-        threads=settings.embedder_threads or 1,
-        batch_size=settings.embedder_batch_size,
-    )
-    return RayEmbedder(spec, address=settings.ray_address, actors=settings.ray_actors)
-
-
-def run_index(settings: Settings, *, rebuild: bool = False, show_progress: bool = True):  # type: ignore[no-untyped-def]
-    """Build or update the index from the settings; returns the build report."""
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TaskID,
-        TextColumn,
-        TimeElapsedColumn,
-    )
-
-    from index.build import build_index
-
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        transient=True,
-        disable=not show_progress,
-        console=None,
-    ) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        embedder = _index_embedder(settings)
-        try:
-            return build_index(
-                settings.seeds_dir,
-                settings.index_dir,
-                embedder,
-                chunk_tokens=settings.chunk_tokens,
-                overlap_tokens=settings.overlap_tokens,
-                encoding=settings.tokenizer,
-                vectors=settings.vector_config(),
-                max_document_bytes=settings.max_document_bytes,
-                rebuild=rebuild,
-                progress=progress,
-            )
-        finally:
-            if hasattr(embedder, "close"):
-                embedder.close()
 
 
 @app.command("index")
@@ -163,20 +83,6 @@ def index_cmd(
             f"index is up to date: {report.documents} documents, {report.passages} passages; "
             f"nothing re-embedded ({report.seconds:.2f}s)"
         )
-
-
-def load_pipeline(settings: Settings):  # type: ignore[no-untyped-def]
-    """The answering pipeline over the configured index."""
-    from rag.pipeline import Pipeline
-
-    return Pipeline.open(
-        settings.index_dir,
-        _embedder(settings),
-        retrieve_k=settings.retrieve_k,
-        rrf_k=settings.rrf_k,
-        weights_path=settings.weights_path,
-        vectors=settings.vector_config(),
-    )
 
 
 @app.command("ask")
@@ -252,18 +158,143 @@ def eval_cmd(
         bool, typer.Option(help="Exit non-zero when a pinned threshold is not met.")
     ] = False,
     baselines: Annotated[
-        bool, typer.Option(help="Also score BM25-only and dense-only retrieval.")
+        bool,
+        typer.Option(help="Also score BM25-only and dense-only retrieval (or the rules reader)."),
     ] = True,
+    dataset: Annotated[
+        Path | None,
+        typer.Option(help="A public QA JSONL (qa-data format) to score over its own articles."),
+    ] = None,
+    split: Annotated[str, typer.Option(help="The dataset split to score.")] = "valid",
+    direction: Annotated[
+        list[str] | None,
+        typer.Option(help="Question>article languages, e.g. en>zh (default: all)."),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="At most N questions per direction (seeded sample).")
+    ] = None,
 ) -> None:
-    """Score the service on gold Q&A pairs (in-process, or a server with --url)."""
-    from eval.harness import run_cli
-
+    """Score the service on gold Q&A pairs (in-process, or a server with --url), or a public set."""
     settings = get_settings()
     _setup_logging(settings)
+    if dataset is not None:
+        from eval.public import run_cli as run_public
+
+        code = run_public(
+            settings,
+            dataset,
+            split=split,
+            directions=direction,
+            limit=limit,
+            baseline=baselines,
+            as_json=as_json,
+            gate=gate,
+        )
+        raise typer.Exit(code)
+    from eval.harness import run_cli
+
     code = run_cli(
         settings, gold=gold, url=url, as_json=as_json, report=report, gate=gate, baselines=baselines
     )
     raise typer.Exit(code)
+
+
+@app.command("train")
+def train_cmd(
+    data: Annotated[
+        list[Path] | None,
+        typer.Option(help="QA JSONL files (default: every *.jsonl in RAG_QA_DATA_DIR)."),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Where the weights go (default: rag/models/reader.pt).")
+    ] = None,
+    work_dir: Annotated[
+        Path, typer.Option(help="Checkpoints; a run with the same folder resumes.")
+    ] = Path("var/train"),
+    epochs: Annotated[
+        float, typer.Option(min=0.01, help="Passes over the training windows.")
+    ] = 2.0,
+    batch_size: Annotated[int, typer.Option(min=1)] = 16,
+    max_minutes: Annotated[
+        float, typer.Option(min=0, help="Stop (and checkpoint) after this long; 0 = no limit.")
+    ] = 0.0,
+    max_examples: Annotated[
+        int, typer.Option(min=0, help="Train on this many questions only (0 = all).")
+    ] = 0,
+    valid_per_set: Annotated[
+        int, typer.Option(min=0, help="Valid questions scored per set for the manifest.")
+    ] = 100,
+) -> None:
+    """Train the span reader from scratch (or resume), then score it on the valid splits."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    from rag.reader_model import BUNDLED
+    from rag.train import TrainConfig, train_reader
+
+    settings = get_settings()
+    _setup_logging(settings)
+    files = data or sorted(settings.qa_data_dir.glob("*.jsonl"))
+    if not files:
+        raise ConfigError(f"no QA data: {settings.qa_data_dir} has no .jsonl file (give --data)")
+    for f in files:
+        if not f.is_file():
+            raise ConfigError(f"QA data file {f} does not exist")
+    config = TrainConfig(
+        epochs=epochs, batch_size=batch_size, max_minutes=max_minutes, max_examples=max_examples
+    )
+    tty = sys.stderr.isatty()
+    with Progress(
+        TextColumn("training"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]:.3f}"),
+        TimeRemainingColumn(),
+        disable=not tty,
+    ) as bar:
+        task = bar.add_task("train", total=None, loss=0.0)
+
+        def progress(step: int, total: int, loss: float) -> None:
+            bar.update(task, completed=step, total=total, loss=loss)
+            if not tty and step % 25 == 0:
+                log.info("step %d/%d loss %.3f", step, total, loss)
+
+        manifest = train_reader(
+            files,
+            out or BUNDLED,
+            work_dir=work_dir,
+            config=config,
+            valid_per_set=valid_per_set,
+            progress=progress,
+        )
+    typer.echo(json.dumps(manifest.valid, ensure_ascii=False))
+
+
+@app.command("calibrate")
+def calibrate_cmd(
+    dataset: Annotated[
+        list[Path] | None,
+        typer.Option(help="Public QA JSONL whose valid split calibrates (default: XQuAD-half)."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Questions per direction.")] = 141,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Reader weights whose manifest to update (default: bundled)."),
+    ] = None,
+) -> None:
+    """Fit the abstention model on questions the reader never trained on; store it with the reader."""
+    from eval.calibrate import run_calibration
+
+    settings = get_settings()
+    _setup_logging(settings)
+    files = dataset or [settings.qa_data_dir / "xquad-half.jsonl"]
+    figures = run_calibration(settings, files, limit=limit, weights=out)
+    typer.echo(json.dumps(figures, ensure_ascii=False))
 
 
 @app.command("fit")

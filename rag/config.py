@@ -83,6 +83,22 @@ class Settings(BaseSettings):
     )
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     weights_path: Path | None = Field(None, description="Fitted answer weights (default: bundled).")
+    reader: Literal["learned", "rules"] = Field(
+        "learned",
+        description="Who answers: the learned span reader, or the typed-span extractor (baseline).",
+    )
+    reader_weights: Path | None = Field(
+        None, description="Trained reader weights (default: the bundled rag/models/reader.pt)."
+    )
+    qa_data_dir: Path = Field(
+        Path("../shared/qa-data"), description="Public QA data for `rag train` and `rag calibrate`."
+    )
+    reader_int8: bool = Field(
+        False, description="Run the reader's linear layers in int8 (faster, slightly less exact)."
+    )
+    reader_contexts: int = Field(
+        3, ge=1, le=20, description="Retrieved passages the reader reads per question."
+    )
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

@@ -18,6 +18,7 @@ from index.errors import RagError
 from index.store import IndexStore
 from index.textnorm import stem, to_simplified
 from index.vectors import VectorConfig
+from rag.abstain import Abstainer, AbstainFeatures, features_of
 from rag.candidates import Span, extract_spans
 from rag.features import (
     NAME_CTYPES,
@@ -32,6 +33,7 @@ from rag.features import (
     type_filter,
     year_agreement,
 )
+from rag.highlight import highlight
 from rag.match import (
     coverage,
     ends_with_stated_name,
@@ -43,6 +45,7 @@ from rag.match import (
 )
 from rag.model import AnswerWeights
 from rag.query import analyze
+from rag.reader import Context, Reader, Reading, ReadSpan
 from rag.retrieve import HybridRetriever, Mode, query_terms
 from rag.types import Answer, Candidate, Citation, Hit, Query, ScoredSentence
 
@@ -198,6 +201,7 @@ class Trace:
     abstain: dict[str, float] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     qvec: np.ndarray | None = None
+    reading: Reading | None = None
 
 
 class Pipeline:
@@ -213,11 +217,21 @@ class Pipeline:
         rrf_k: int = 60,
         mode: Mode = "hybrid",
         max_question_chars: int = 2000,
+        reader: Reader | None = None,
+        abstainer: Abstainer | None = None,
+        reader_contexts: int = 3,
     ):
-        """Assemble a pipeline from loaded parts (see :meth:`open`)."""
+        """Assemble a pipeline from loaded parts (see :meth:`open`).
+
+        With a ``reader`` the learned reader answers (and ``abstainer`` decides whether to
+        trust it); without one, the typed-span extractor and its fitted weights do.
+        """
         self.store = store
         self.embedder = embedder
         self.weights = weights
+        self.reader = reader
+        self.abstainer = abstainer or Abstainer.default()
+        self.reader_contexts = reader_contexts
         self.retrieve_k = retrieve_k
         self.max_question_chars = max_question_chars
         self.retriever = HybridRetriever(store, rrf_k=rrf_k, mode=mode)
@@ -255,6 +269,8 @@ class Pipeline:
         mode: Mode = "hybrid",
         max_question_chars: int = 2000,
         vectors: VectorConfig | None = None,
+        reader: Reader | None = None,
+        reader_contexts: int = 3,
     ) -> Pipeline:
         """Load the index (checking it matches the embedder) and the fitted weights.
 
@@ -262,6 +278,10 @@ class Pipeline:
         """
         store = IndexStore.open(index_dir, expect={"embedder": embedder.name}, vectors=vectors)
         embedder.warm_up()
+        abstainer = None
+        if reader is not None:
+            reader.warm_up()
+            abstainer = Abstainer.from_manifest(reader.manifest.calibration)
         return cls(
             store,
             embedder,
@@ -270,6 +290,9 @@ class Pipeline:
             rrf_k=rrf_k,
             mode=mode,
             max_question_chars=max_question_chars,
+            reader=reader,
+            abstainer=abstainer,
+            reader_contexts=reader_contexts,
         )
 
     def warm_up(self) -> None:
@@ -490,8 +513,13 @@ class Pipeline:
             t3 = time.perf_counter()
             sentences = self._sentences(query, qvec, hits)
         t4 = time.perf_counter()
-        candidates = self._candidates(query, qvec, sentences)
-        abstain = self._abstain_features(query, candidates)
+        reading = None
+        if self.reader is not None:
+            candidates, abstain = [], {}
+            reading = self.reader.run(text, self.contexts(sentences, hits))
+        else:
+            candidates = self._candidates(query, qvec, sentences)
+            abstain = self._abstain_features(query, candidates)
         t5 = time.perf_counter()
         timings = {
             "analyze": t1 - t0,
@@ -510,19 +538,87 @@ class Pipeline:
             abstain,
             {k_: v * 1000 for k_, v in timings.items()},
             qvec,
+            reading,
         )
+
+    def contexts(self, sentences: list[ScoredSentence], hits: list[Hit]) -> list[Context]:
+        """What the reader reads: the passages of the best evidence, then the best hits."""
+        by_id = {h.passage.passage_id: h.passage for h in hits}
+        order = [s.passage_id for s in sentences[:2]] + [h.passage.passage_id for h in hits]
+        out: list[Context] = []
+        for pid in dict.fromkeys(order):
+            p = by_id.get(pid)
+            if p is None:
+                continue
+            out.append(Context(p.doc_id, p.start, p.end, p.text, len(out)))
+            if len(out) >= self.reader_contexts:
+                break
+        return out
+
+    def _sentence_at(self, tr: Trace, doc_id: str, pos: int) -> ScoredSentence | None:
+        """The ranked evidence sentence holding a document position (None if unranked)."""
+        for s in tr.sentences:
+            if s.doc_id == doc_id and s.start <= pos < s.end:
+                return s
+        for r in self.store.sentences_by_doc.get(doc_id, []):
+            sent = self.store.sentences[r]
+            if sent.start <= pos < sent.end:
+                text = self.store.documents[doc_id].text[sent.start : sent.end]
+                return ScoredSentence(r, doc_id, sent.start, sent.end, text, 0.0)
+        return None
+
+    def _evidence(self, tr: Trace, top_k: int, seen: set[str]) -> list[Citation]:
+        """The best evidence sentences, one a passage, after the ones already cited."""
+        out: list[Citation] = []
+        for s in tr.sentences:
+            if len(out) >= top_k:
+                break
+            if s.passage_id in seen:
+                continue
+            seen.add(s.passage_id)
+            out.append(self._cite(s, s.start, s.end, s.score, tr.query.text))
+        return out
+
+    def read_evidence(
+        self, tr: Trace
+    ) -> tuple[ReadSpan | None, ScoredSentence | None, AbstainFeatures | None]:
+        """The reader's best span, the evidence sentence holding it, and its abstain features."""
+        reading = tr.reading
+        if reading is None or not reading.spans:
+            return None, None, None
+        best = reading.spans[0]
+        holder = self._sentence_at(tr, best.doc_id, best.start)
+        return best, holder, features_of(reading, holder.score if holder else 0.0)
+
+    def _answer_read(self, tr: Trace, top_k: int, passages: tuple[Hit, ...]) -> Answer:
+        """The learned reader's answer, or None with the closest evidence."""
+        total = sum(tr.timings.values())
+        best, holder, f = self.read_evidence(tr)
+        ok, conf = self.abstainer.run(f)
+        citations: list[Citation] = []
+        seen: set[str] = set()
+        if ok and best is not None and holder is not None:
+            citations.append(self._cite(holder, best.start, best.end, conf, tr.query.text))
+            seen.add(holder.passage_id)
+        citations += self._evidence(tr, top_k - len(citations), seen)
+        text = best.text if ok and best is not None and holder is not None else None
+        return Answer(text, conf, tr.query.qtype, tuple(citations), passages, total)
 
     def answer_from(self, tr: Trace, *, top_k: int = 5, include_passages: bool = False) -> Answer:
         """Turn a trace into an answer: the best candidate, or None below the threshold."""
         passages = tuple(tr.hits[:top_k]) if include_passages else ()
+        if tr.reading is not None:
+            return self._answer_read(tr, top_k, passages)
         total = sum(tr.timings.values())
         if not tr.candidates:
-            return Answer(None, 0.0, tr.query.qtype, (), passages, total)
+            evidence = tuple(self._evidence(tr, top_k, set()))
+            return Answer(None, 0.0, tr.query.qtype, evidence, passages, total)
         conf = self.weights.abstain.prob(tr.abstain)
         if conf < self.weights.threshold:
-            return Answer(None, conf, tr.query.qtype, (), passages, total)
+            evidence = tuple(self._evidence(tr, top_k, set()))
+            return Answer(None, conf, tr.query.qtype, evidence, passages, total)
         best = tr.candidates[0]
-        citations = [self._cite(best.sentence, best.start, best.end, best.score)]
+        citations = [self._cite(best.sentence, best.start, best.end, best.score, tr.query.text)]
         seen = {best.sentence.passage_id}
         for s in tr.sentences[1:]:
             if len(citations) >= top_k:
@@ -530,10 +626,12 @@ class Pipeline:
             if s.passage_id in seen or s.score < 0.05:
                 continue
             seen.add(s.passage_id)
-            citations.append(self._cite(s, s.start, s.end, s.score))
+            citations.append(self._cite(s, s.start, s.end, s.score, tr.query.text))
         return Answer(best.text, conf, tr.query.qtype, tuple(citations), passages, total)
 
-    def _cite(self, s: ScoredSentence, start: int, end: int, score: float) -> Citation:
+    def _cite(
+        self, s: ScoredSentence, start: int, end: int, score: float, question: str = ""
+    ) -> Citation:
         doc = self.store.documents[s.doc_id]
         lo, hi = s.start, s.end
         if hi - lo > SNIPPET_CHARS:
@@ -541,8 +639,16 @@ class Pipeline:
             lo = max(s.start, min(start, mid - SNIPPET_CHARS // 2))
             hi = min(s.end, max(end, lo + SNIPPET_CHARS))
             lo = max(s.start, min(lo, hi - SNIPPET_CHARS))
+        snippet = doc.text[lo:hi]
         return Citation(
-            doc.doc_id, s.passage_id, doc.title, doc.text[lo:hi], start, end, round(score, 6)
+            doc.doc_id,
+            s.passage_id,
+            doc.title,
+            snippet,
+            start,
+            end,
+            round(score, 6),
+            highlight(question, snippet) if question else (),
         )
 
     def ask(self, question: str, *, top_k: int = 5, include_passages: bool = False) -> Answer:

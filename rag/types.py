@@ -128,6 +128,7 @@ class Citation:
     start: int
     end: int
     score: float
+    highlights: tuple[tuple[int, int], ...] = ()  # the question's terms, offsets in the snippet
 
 
 @dataclass(frozen=True)

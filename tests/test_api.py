@@ -45,7 +45,17 @@ def test_ask_shape_and_request_id(client):
     }
     assert r.headers["X-Request-ID"] == "abc-123"
     for c in body["citations"]:
-        assert set(c) == {"doc_id", "passage_id", "title", "snippet", "start", "end", "score"}
+        assert set(c) == {
+            "doc_id",
+            "passage_id",
+            "title",
+            "snippet",
+            "start",
+            "end",
+            "score",
+            "highlights",
+        }
+    assert all(0 <= a < b <= len(c["snippet"]) for a, b in c["highlights"])
 
 
 def test_search_and_documents(client):
@@ -192,7 +202,7 @@ def test_auth_on_every_v1_route(settings):
 
 
 def test_follows_an_index_rebuilt_by_another_process(client, settings):
-    from rag.cli import run_index
+    from rag.factory import run_index
 
     (settings.seeds_dir / "late.txt").write_text(
         "A late article about Qingxu vinegar, the Vinegar Capital of China."

@@ -44,7 +44,16 @@ def test_completion_carries_answer_markers_sources_and_citations(client):
     content = body["choices"][0]["message"]["content"]
     assert "268" in content and "[1]" in content and "Sources:" in content
     cite = body["citations"][0]
-    assert set(cite) == {"doc_id", "passage_id", "title", "snippet", "start", "end", "score"}
+    assert set(cite) == {
+        "doc_id",
+        "passage_id",
+        "title",
+        "snippet",
+        "start",
+        "end",
+        "score",
+        "highlights",
+    }
     assert cite["doc_id"] == "en_coal" and "268" in cite["snippet"]
     assert body["usage"]["total_tokens"] == (
         body["usage"]["prompt_tokens"] + body["usage"]["completion_tokens"]
@@ -79,8 +88,18 @@ def test_follow_up_is_resolved_against_the_previous_question(client):
 
 def test_abstention_is_said_plainly_in_the_question_language(client):
     zh = _ask(client, ("user", "珠穆朗玛峰的海拔是多少米？")).json()
-    assert zh["answer"] is None and "没有找到" in zh["choices"][0]["message"]["content"]
-    assert zh["citations"] == []
+    content = zh["choices"][0]["message"]["content"]
+    assert zh["answer"] is None and "没有找到确切的答案" in content
+    # evidence always: the closest sources are listed even without an answer
+    assert zh["citations"] and "[1]" in content
+
+
+@pytest.mark.parametrize("greeting", ["hello", "Help!", "你好", "what can you do?"])
+def test_a_greeting_gets_one_line_about_the_service(client, greeting):
+    body = _ask(client, ("user", greeting)).json()
+    content = body["choices"][0]["message"]["content"]
+    assert "\n" not in content and ("questions" in content or "回答" in content)
+    assert "does not contain" not in content and "没有找到" not in content
 
 
 @pytest.mark.parametrize(

@@ -21,8 +21,11 @@ def test_answers_are_faithful_spans_with_citations(fake_pipeline, question):
     assert isinstance(ans, Answer)
     assert 0.0 <= ans.confidence <= 1.0
     assert len(ans.passages) <= 3
+    for c in ans.citations:  # answer or not, evidence is shown, at exact offsets
+        doc = fake_pipeline.store.documents[c.doc_id]
+        assert doc.text[c.start : c.end] and doc.text[c.start : c.end] in c.snippet
     if ans.text is None:
-        assert ans.citations == ()
+        assert ans.citations, "no answer still shows the closest evidence"
         return
     assert len(ans.text) <= 60
     first = ans.citations[0]

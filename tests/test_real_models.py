@@ -101,7 +101,7 @@ def test_harness_end_to_end_in_process(tmp_path, corpus_dir):
     from rag.config import Settings
 
     settings = Settings(seeds_dir=corpus_dir, index_dir=tmp_path / "idx")
-    from rag.cli import run_index
+    from rag.factory import run_index
 
     run_index(settings, show_progress=False)
     result, outcomes = evaluate(

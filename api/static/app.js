@@ -25,20 +25,31 @@ async function call(method, path, body) {
   return data;
 }
 
-// Append `text` to `parent`, wrapping every occurrence of `needle` in <mark>.
-function appendHighlighted(parent, text, needle) {
-  if (!needle) { parent.append(text); return; }
-  let from = 0;
-  for (;;) {
-    const i = text.indexOf(needle, from);
-    if (i < 0) break;
-    parent.append(text.slice(from, i));
-    const m = document.createElement("mark");
-    m.textContent = needle;
-    parent.append(m);
-    from = i + needle.length;
+// Append `text` to `parent`: every occurrence of `needle` (the answer) in <mark>, and the
+// question's terms (`terms`: [start, end] ranges into `text`) in <mark class="term">.
+function appendHighlighted(parent, text, needle, terms) {
+  const kind = new Uint8Array(text.length);
+  (terms || []).forEach(([a, b]) => kind.fill(1, a, b));
+  if (needle) {
+    for (let i = text.indexOf(needle); i >= 0; i = text.indexOf(needle, i + needle.length)) {
+      kind.fill(2, i, i + needle.length);
+    }
   }
-  parent.append(text.slice(from));
+  let i = 0;
+  while (i < text.length) {
+    let j = i;
+    while (j < text.length && kind[j] === kind[i]) j++;
+    const piece = text.slice(i, j);
+    if (kind[i] === 0) {
+      parent.append(piece);
+    } else {
+      const m = document.createElement("mark");
+      if (kind[i] === 1) m.className = "term";
+      m.textContent = piece;
+      parent.append(m);
+    }
+    i = j;
+  }
 }
 
 function isChinese(text) {
@@ -60,7 +71,9 @@ function render(question, data) {
   const list = $("citations");
   list.replaceChildren();
   if (data.answer === null) {
-    answer.textContent = zh ? "语料库中没有这个问题的答案。" : "Not in the corpus: the articles do not answer this question.";
+    answer.textContent = zh
+      ? "没有找到确切的答案" + (data.citations.length ? "；以下是最接近的证据。" : "。")
+      : "No definite answer in the corpus" + (data.citations.length ? "; the closest evidence is below." : ".");
     answer.className = "answer none";
     $("meta").textContent = "confidence " + Math.round(data.confidence * 100) + "% that it could be answered";
   } else {
@@ -82,7 +95,7 @@ function render(question, data) {
     title.textContent = (c.title || c.doc_id) + " (" + c.doc_id + ")";
     const snip = document.createElement("span");
     snip.className = "snippet";
-    appendHighlighted(snip, c.snippet, i === 0 ? data.answer : data.answer && c.snippet.includes(data.answer) ? data.answer : "");
+    appendHighlighted(snip, c.snippet, data.answer && c.snippet.includes(data.answer) ? data.answer : "", c.highlights);
     btn.append(title, snip);
     btn.setAttribute("aria-label", "Open " + (c.title || c.doc_id) + " at the cited passage");
     btn.addEventListener("click", () => openDocument(c.doc_id, c.start, c.end, btn));

