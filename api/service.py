@@ -119,7 +119,8 @@ class Service:
     def _reload(self) -> int:
         from rag.factory import load_pipeline, run_index
 
-        run_index(self.settings, show_progress=False)
+        # after a write through the API: deleting the last document may empty the index
+        run_index(self.settings, show_progress=False, allow_empty=True)
         pipeline = load_pipeline(self.settings)
         pipeline.max_question_chars = self.settings.max_question_chars
         self._swap(pipeline)

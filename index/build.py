@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from index.clean import CLEANER_VERSION, clean_document
+from index.errors import ConfigError
 from index.load import load_documents
 from index.split import split_clauses, split_document
 from index.store import (
@@ -44,6 +45,21 @@ class BuildReport:
     changed: bool
     warnings: tuple[str, ...]
     path: str
+
+
+def _refuse_empty(seeds_dir: Path, index_dir: Path) -> None:
+    if not seeds_dir.is_dir():
+        raise ConfigError(
+            f"seeds folder {seeds_dir} does not exist: check RAG_SEEDS_DIR (the index in "
+            f"{index_dir} is left as it is)"
+        )
+    held = (read_manifest(index_dir) or {}).get("documents", 0)
+    if held:
+        raise ConfigError(
+            f"seeds folder {seeds_dir} holds no document: refusing to replace the index of "
+            f"{held} documents in {index_dir} with an empty one (check RAG_SEEDS_DIR, or pass "
+            "--allow-empty to empty it)"
+        )
 
 
 @contextmanager
@@ -107,12 +123,17 @@ def build_index(
     rebuild: bool = False,
     extra_documents: list[RawDocument] | None = None,
     progress: Progress | None = None,
+    allow_empty: bool = False,
 ) -> BuildReport:
     """Build or update the index of every document under ``seeds_dir``.
 
     Only passages and sentences whose text is new are embedded; an unchanged corpus
     with unchanged settings writes nothing. ``vectors`` chooses the vector backend
     (default: FAISS, factory by corpus size).
+
+    Raises:
+        ConfigError: ``seeds_dir`` does not exist, or holds no document while the index
+            holds some (an operator's slip must not empty an index), unless ``allow_empty``.
     """
     vectors = vectors or VectorConfig()
     t0 = time.perf_counter()
@@ -123,6 +144,8 @@ def build_index(
         raw_by_id = {d.doc_id: d for d in raw}
         raw_by_id.update({d.doc_id: d for d in extra_documents})
         raw = [raw_by_id[k] for k in sorted(raw_by_id)]
+    if not raw and not allow_empty:
+        _refuse_empty(seeds_dir, index_dir)
     params = {
         "embedder": embedder.name,
         "chunk_tokens": chunk_tokens,

@@ -45,6 +45,9 @@ def _setup_logging(settings: Settings) -> None:
 @app.command("index")
 def index_cmd(
     rebuild: Annotated[bool, typer.Option(help="Rebuild even if nothing changed.")] = False,
+    allow_empty: Annotated[
+        bool, typer.Option(help="Let an empty seeds folder empty a non-empty index.")
+    ] = False,
     engine: Annotated[
         str | None,
         typer.Option(help="Embed in process ('local') or on a Ray actor pool ('ray')."),
@@ -71,7 +74,9 @@ def index_cmd(
         raise ConfigError(f"unknown index engine {engine!r}: use 'local' or 'ray'")
     settings = settings.model_copy(update=overrides)
     _setup_logging(settings)
-    report = run_index(settings, rebuild=rebuild, show_progress=sys.stderr.isatty())
+    report = run_index(
+        settings, rebuild=rebuild, show_progress=sys.stderr.isatty(), allow_empty=allow_empty
+    )
     if report.changed:
         typer.echo(
             f"indexed {report.documents} documents, {report.passages} passages, "

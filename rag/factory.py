@@ -47,8 +47,17 @@ def _index_embedder(settings: Settings):  # type: ignore[no-untyped-def]
     return RayEmbedder(spec, address=settings.ray_address, actors=settings.ray_actors)
 
 
-def run_index(settings: Settings, *, rebuild: bool = False, show_progress: bool = True):  # type: ignore[no-untyped-def]
-    """Build or update the index from the settings; returns the build report."""
+def run_index(  # type: ignore[no-untyped-def]
+    settings: Settings,
+    *,
+    rebuild: bool = False,
+    show_progress: bool = True,
+    allow_empty: bool = False,
+):
+    """Build or update the index from the settings; returns the build report.
+
+    ``allow_empty``: an empty seeds folder may empty a non-empty index (see build_index).
+    """
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -89,6 +98,7 @@ def run_index(settings: Settings, *, rebuild: bool = False, show_progress: bool 
                 max_document_bytes=settings.max_document_bytes,
                 rebuild=rebuild,
                 progress=progress,
+                allow_empty=allow_empty,
             )
         finally:
             if hasattr(embedder, "close"):

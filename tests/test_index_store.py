@@ -135,3 +135,42 @@ def test_nprobe_is_calibrated_for_recall_on_unseen_queries():
     assert recall >= 0.9, (chosen, recall)
     assert calibrate_nprobe(index, data)[0] == chosen, "seeded: the same data, the same nprobe"
     assert calibrate_nprobe(index, data, target=0.5)[0] < chosen
+
+
+def test_an_empty_or_missing_seeds_folder_never_replaces_an_index(
+    tmp_path, fake_index, fake_embedder
+):
+    from index.build import build_index
+    from index.errors import ConfigError
+    from index.store import read_manifest
+
+    before = read_manifest(fake_index)
+    assert before and before["documents"] > 0
+    with pytest.raises(ConfigError, match="does not exist"):
+        build_index(tmp_path / "typo", fake_index, fake_embedder)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ConfigError, match="refusing to replace"):
+        build_index(empty, fake_index, fake_embedder)
+    assert read_manifest(fake_index) == before  # untouched
+    report = build_index(empty, fake_index, fake_embedder, allow_empty=True)
+    assert report.documents == 0
+
+
+def test_cli_names_a_mistyped_seeds_folder(tmp_path, fake_index):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {**os.environ, "RAG_SEEDS_DIR": str(tmp_path / "nope"), "RAG_INDEX_DIR": str(fake_index)}
+    out = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "index"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "nope does not exist" in out.stderr.strip().splitlines()[-1]

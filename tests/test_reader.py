@@ -199,3 +199,48 @@ def test_bundled_reader_answers_real_text(question, context, answer):
     reading = Reader().run(question, [Context("d", 0, len(context), context, 0)])
     assert reading.spans and answer in reading.spans[0].text
     assert len(reading.spans[0].text) <= len(answer) + 12
+
+
+@pytest.fixture(scope="module")
+def bundled_reader():
+    from rag.reader import Reader
+    from rag.reader_model import BUNDLED
+
+    assert BUNDLED.exists(), "the trained reader ships in rag/models/ (rebuild: rag train)"
+    reader = Reader()
+    reader.warm_up()
+    return reader
+
+
+@pytest.mark.slow
+def test_reader_pipeline_offsets_are_exact_and_it_answers(
+    fake_index, fake_embedder, bundled_reader
+):
+    """Every answer and every evidence sentence is document.text[start:end]; not all abstain."""
+    from rag.pipeline import Pipeline
+    from tests.test_pipeline import QUESTIONS
+
+    pipeline = Pipeline.open(fake_index, fake_embedder, reader=bundled_reader)
+    answered = 0
+    for q in QUESTIONS:
+        ans = pipeline.ask(q, top_k=4)
+        assert ans.citations, "evidence is shown whether or not there is an answer"
+        for c in ans.citations:
+            text = pipeline.store.documents[c.doc_id].text
+            assert text[c.start : c.end] in c.snippet
+            assert all(c.snippet[a:b] for a, b in c.highlights)
+        if ans.text is not None:
+            answered += 1
+            first = ans.citations[0]
+            assert pipeline.store.documents[first.doc_id].text[first.start : first.end] == ans.text
+    assert answered >= 2, "the reader must answer questions its corpus holds"
+
+
+@pytest.mark.slow
+def test_reader_finds_the_answer_across_languages(fake_index, fake_embedder, bundled_reader):
+    from rag.pipeline import Pipeline
+
+    pipeline = Pipeline.open(fake_index, fake_embedder, reader=bundled_reader)
+    tr = pipeline.trace("How many intelligent coal mines had Shanxi built by the end of 2024?")
+    assert tr.reading is not None and tr.reading.windows >= 1
+    assert any("268" in s.text for s in tr.reading.spans[:5])
