@@ -35,21 +35,27 @@ __all__ = ["run_calibration", "best_threshold", "fit_logistic"]
 
 log = logging.getLogger(__name__)
 RIGHT_F1 = 0.5
+# Share of unanswerable questions among those users ask of a corpus: the dev set's none kind
+# (30 of 158), the only data here on what users ask.
+NONE_SHARE = 30 / 158
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, *, c: float = 1.0) -> tuple[np.ndarray, float]:
+def fit_logistic(
+    x: np.ndarray, y: np.ndarray, *, c: float = 1.0, weight: np.ndarray | None = None
+) -> tuple[np.ndarray, float]:
     """L2-regularised logistic regression (scikit-learn, lbfgs); ``(coef, intercept)``."""
     from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(C=c, max_iter=2000)
-    model.fit(x, y)
+    model.fit(x, y, sample_weight=weight)
     return model.coef_[0].astype(float), float(model.intercept_[0])
 
 
-def best_threshold(probs: np.ndarray, right: np.ndarray) -> float:
+def best_threshold(probs: np.ndarray, right: np.ndarray, weight: np.ndarray | None = None) -> float:
     """The cut maximising right - cost * wrong among answered questions (ties: higher cut)."""
     order = np.argsort(-probs)
-    gains = np.where(right[order], 1.0, -WRONG_ANSWER_COST)
+    w = np.ones(len(probs)) if weight is None else weight[order]
+    gains = np.where(right[order], 1.0, -WRONG_ANSWER_COST) * w
     utility = np.concatenate([[0.0], np.cumsum(gains)])
     k = int(np.flatnonzero(utility == utility.max())[0])  # answer the k most confident
     if k == 0:
@@ -77,18 +83,34 @@ def _public(pipeline: Any, rows: list[Row], answerable: bool) -> list[tuple[np.n
 
 
 def run_calibration(
-    settings: Any, files: list[Path], *, limit: int, weights: Path | None = None, seed: int = 13
+    settings: Any,
+    files: list[Path],
+    *,
+    limit: int,
+    weights: Path | None = None,
+    seed: int = 13,
+    reuse: bool = False,
 ) -> dict[str, Any]:
-    """Fit, report and store the abstention model (see the module docstring)."""
+    """Fit, report and store the abstention model (see the module docstring).
+
+    The features of every question are cached beside the index (``calibration.json``);
+    ``reuse`` refits from them without asking again.
+    """
     from rag.factory import load_pipeline
     from rag.reader_model import BUNDLED
 
+    cache = settings.index_dir.parent / "calibration.json"
+    if reuse and cache.exists():
+        saved = json.loads(cache.read_text())
+        cached_public = [(np.array(v), bool(r), bool(a)) for v, r, a in saved["public"]]
+        cached_dev = [(np.array(v), bool(r)) for v, r in saved["dev"]]
+        return _fit_and_store(cached_public, cached_dev, files, weights or BUNDLED, seed)
     bundled = load_pipeline(settings)
     if bundled.reader is None:
         from index.errors import ConfigError
 
         raise ConfigError("calibration needs the learned reader (RAG_READER=learned)")
-    public: list[tuple[np.ndarray, bool]] = []
+    public: list[tuple[np.ndarray, bool, bool]] = []  # features, right, answerable
     with tempfile.TemporaryDirectory(prefix="rag-calibrate-") as tmp:
         for path in files:
             rows = load_split(path, "valid")
@@ -101,8 +123,8 @@ def run_calibration(
                 corpus = [r for r in rows if r.lang in langs]
                 folder = Path(tmp) / f"{path.stem}-{direction.replace('>', '-')}"
                 pipeline = corpus_pipeline(settings, corpus, folder)
-                public += _public(pipeline, items, answerable=True)
-                public += _public(bundled, items, answerable=False)
+                public += [(v, r, True) for v, r in _public(pipeline, items, answerable=True)]
+                public += [(v, r, False) for v, r in _public(bundled, items, answerable=False)]
                 log.info(
                     "calibration data: %s %s, %d rows so far", path.name, direction, len(public)
                 )
@@ -115,40 +137,72 @@ def run_calibration(
             item.answerable and best.doc_id == item.doc and answer_matches(best.text, item.answers)
         )
         dev.append((f.vector(), right))
-    x_pub = np.array([v for v, _ in public])
-    y_pub = np.array([r for _, r in public])
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(
+        json.dumps(
+            {
+                "public": [(v.tolist(), r, a) for v, r, a in public],
+                "dev": [(v.tolist(), r) for v, r in dev],
+            }
+        )
+    )
+    return _fit_and_store(public, dev, files, weights or BUNDLED, seed)
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1 / (1 + np.exp(-z))
+
+
+def _fit_and_store(
+    public: list[tuple[np.ndarray, bool, bool]],
+    dev: list[tuple[np.ndarray, bool]],
+    files: list[Path],
+    path: Path,
+    seed: int,
+) -> dict[str, Any]:
+    """Fit on public + dev rows, report dev by 5-fold CV, write the model into the manifest.
+
+    The public unanswerable rows (questions asked of a corpus without their article) are
+    weighted so that unanswerable questions make up the share the dev set has of them
+    (its ``none`` kind): the prior of "the corpus does not hold it" comes from data too.
+    """
+    x_pub = np.array([v for v, _, _ in public])
+    y_pub = np.array([r for _, r, _ in public])
+    ans_pub = np.array([a for _, _, a in public])
+    n_ans, n_non = int(ans_pub.sum()), int((~ans_pub).sum())
+    w_non = NONE_SHARE / (1 - NONE_SHARE) * n_ans / max(1, n_non)
+    w_pub = np.where(ans_pub, 1.0, w_non)
     x_dev = np.array([v for v, _ in dev])
     y_dev = np.array([r for _, r in dev])
-    # dev figures from models that did not see the question
     folds = np.arange(len(dev)) % 5
     random.Random(seed).shuffle(folds)  # type: ignore[arg-type]
     answered_dev = np.zeros(len(dev), dtype=bool)
-    for k in range(5):
+    for k in range(5):  # dev figures from models that did not see the question
         held = folds == k
         x = np.vstack([x_pub, x_dev[~held]])
         y = np.concatenate([y_pub, y_dev[~held]])
-        coef, icpt = fit_logistic(x, y)
-        p = 1 / (1 + np.exp(-(x @ coef + icpt)))
-        cut = best_threshold(p, y)
-        answered_dev[held] = (1 / (1 + np.exp(-(x_dev[held] @ coef + icpt)))) >= cut
+        w = np.concatenate([w_pub, np.ones(int((~held).sum()))])
+        coef, icpt = fit_logistic(x, y, weight=w)
+        cut = best_threshold(_sigmoid(x @ coef + icpt), y, w)
+        answered_dev[held] = _sigmoid(x_dev[held] @ coef + icpt) >= cut
     x = np.vstack([x_pub, x_dev])
     y = np.concatenate([y_pub, y_dev])
-    coef, icpt = fit_logistic(x, y)
-    probs = 1 / (1 + np.exp(-(x @ coef + icpt)))
-    cut = best_threshold(probs, y)
+    w = np.concatenate([w_pub, np.ones(len(dev))])
+    coef, icpt = fit_logistic(x, y, weight=w)
+    cut = best_threshold(_sigmoid(x @ coef + icpt), y, w)
     figures = {
         "rows": {"public": len(public), "dev": len(dev)},
-        "public_right_rate": round(float(y_pub.mean()), 4),
+        "public_right_rate": round(float(y_pub[ans_pub].mean()), 4),
+        "unanswerable_weight": round(w_non, 4),
         "dev_cv": {
             "answered": round(float(answered_dev.mean()), 4),
             "precision": round(float(y_dev[answered_dev].mean()), 4) if answered_dev.any() else 0.0,
-            "accuracy_of_answerable": round(
+            "right_answers_kept": round(
                 float((answered_dev & y_dev).sum() / max(1, y_dev.sum())), 4
             ),
         },
         "threshold": round(cut, 4),
     }
-    path = weights or BUNDLED
     manifest_path = path.with_suffix(".json")
     manifest = json.loads(manifest_path.read_text())
     manifest["calibration"] = {
@@ -157,6 +211,7 @@ def run_calibration(
         "intercept": round(icpt, 6),
         "threshold": round(cut, 6),
         "wrong_answer_cost": WRONG_ANSWER_COST,
+        "none_share": round(NONE_SHARE, 4),
         "data": [p.name for p in files] + ["eval/gold/dev.jsonl"],
         "figures": figures,
     }

@@ -342,7 +342,8 @@ def run_fit(  # type: ignore[no-untyped-def]
     """CLI body of ``rag fit``: report CV accuracy, then fit on all and save."""
     from rag.factory import load_pipeline
 
-    pipeline = load_pipeline(settings)
+    # the typed-span extractor is what these weights rank; the learned reader has its own fit
+    pipeline = load_pipeline(settings.model_copy(update={"reader": "rules"}))
     items = load_gold(gold)
     examples = [Example(it, locate_evidence(pipeline, it)) for it in items]
     traces = {ex.item.id: pipeline.trace(ex.item.q) for ex in examples}

@@ -287,6 +287,9 @@ def calibrate_cmd(
         typer.Option(help="Public QA JSONL whose valid split calibrates (default: XQuAD-half)."),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="Questions per direction.")] = 141,
+    reuse: Annotated[
+        bool, typer.Option(help="Refit from the features cached by the last run.")
+    ] = False,
     out: Annotated[
         Path | None,
         typer.Option(help="Reader weights whose manifest to update (default: bundled)."),
@@ -298,7 +301,7 @@ def calibrate_cmd(
     settings = get_settings()
     _setup_logging(settings)
     files = dataset or [settings.qa_data_dir / "xquad-half.jsonl"]
-    figures = run_calibration(settings, files, limit=limit, weights=out)
+    figures = run_calibration(settings, files, limit=limit, weights=out, reuse=reuse)
     typer.echo(json.dumps(figures, ensure_ascii=False))
 
 
