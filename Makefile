@@ -43,7 +43,7 @@ eval: index ## Score the dev gold set with baselines and write reports/
 QA_DATA ?= ../shared/qa-data
 
 gate: index ## CI regression gate: fail when a pinned score in eval/thresholds.toml drops
-	$(BIN)/rag eval --gate
+	$(BIN)/rag eval --gate --no-baselines
 	@if [ -f $(QA_DATA)/xquad-half.jsonl ]; then \
 		$(BIN)/rag eval --dataset $(QA_DATA)/xquad-half.jsonl --direction 'en>en' --no-baselines --gate; \
 	else echo "no $(QA_DATA)/xquad-half.jsonl: public-set gate skipped"; fi

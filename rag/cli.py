@@ -105,7 +105,9 @@ def ask_cmd(
         typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
         return
     if answer.text is None:
-        typer.echo(f"Not in the corpus (confidence {answer.confidence:.2f}).")
+        typer.echo(
+            f"No definite answer (confidence {answer.confidence:.2f}); the closest evidence:"
+        )
     else:
         typer.echo(f"{answer.text}   (confidence {answer.confidence:.2f}, {answer.question_type})")
     for i, c in enumerate(answer.citations, 1):
