@@ -301,12 +301,19 @@ def run_cli(
     else:
         sys.stdout.write(format_summary(result) + "\n")
     if gate:
-        failures = check_gate(result["overall"], result["by_kind"])
-        for f in failures:
-            log.error("gate: %s", f)
-        if failures:
-            sys.stderr.write("gate failed: " + "; ".join(failures) + "\n")
-            return 1
+        return report_gate(check_gate(result["overall"], result["by_kind"]))
+    return 0
+
+
+def report_gate(failures: list[str]) -> int:
+    """Log each failed pin and say it in one line on stderr; the exit code (1 if any)."""
+    import sys
+
+    for f in failures:
+        log.error("gate: %s", f)
+    if failures:
+        sys.stderr.write("gate failed: " + "; ".join(failures) + "\n")
+        return 1
     return 0
 
 

@@ -307,7 +307,7 @@ def run_cli(
 
     from rich.progress import Progress
 
-    from eval.harness import THRESHOLDS
+    from eval.harness import THRESHOLDS, report_gate
 
     with Progress(disable=not sys.stderr.isatty(), transient=True) as bar:
         task = bar.add_task("asking", total=None)
@@ -338,12 +338,7 @@ def run_cli(
         for metric, floor in table.items():
             if got.get(metric, 0.0) < floor:
                 failures.append(f"{key}.{metric} = {got.get(metric)} is below {floor}")
-    for f in failures:
-        log.error("gate: %s", f)
-    if failures:
-        sys.stderr.write("gate failed: " + "; ".join(failures) + "\n")
-        return 1
-    return 0
+    return report_gate(failures)
 
 
 def format_public(result: dict[str, Any]) -> str:
