@@ -36,6 +36,7 @@ def server(tmp_path_factory):
         RAG_INDEX_DIR=str(tmp / "index"),
         RAG_LOG_LEVEL="WARNING",
         RAG_MAX_DOCUMENT_BYTES="20000",
+        RAG_READER_CONTEXTS="1",  # the reader reads one passage: robustness, not answers, here
     )
     proc, base = start_server(env)
     yield base
