@@ -40,6 +40,8 @@ class Service:
         self._write_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._retired: Pipeline | None = None
+        self._embedder = None  # one embedder and one reader per process, kept across reloads
+        self._reader = None
 
     def start(self) -> None:
         """Bring the index up to date with the seeds folder (building it if missing), then load it.
@@ -48,8 +50,10 @@ class Service:
         a document whose file was written but whose index swap never happened. Half-written
         document files from a crash (``.<name>.tmp-*``) are removed first.
         """
-        from rag.factory import load_pipeline, run_index
+        from rag.factory import make_embedder, make_reader, run_index
 
+        self._embedder = make_embedder(self.settings)
+        self._reader = make_reader(self.settings)
         seeds = self.settings.seeds_dir
         for stale in seeds.glob(".*.tmp-*") if seeds.is_dir() else ():
             log.warning("removing a half-written document file from a crash: %s", stale.name)
@@ -58,7 +62,7 @@ class Service:
         if missing or self.settings.index_on_start:
             if missing:
                 log.info("no index in %s: building it from %s", self.settings.index_dir, seeds)
-            report = run_index(self.settings, show_progress=False)
+            report = run_index(self.settings, show_progress=False, embedder=self._embedder)
             if report.changed:
                 log.info(
                     "indexed %d documents, %d passages in %.1fs",
@@ -66,8 +70,7 @@ class Service:
                     report.passages,
                     report.seconds,
                 )
-        pipeline = load_pipeline(self.settings)
-        pipeline.max_question_chars = self.settings.max_question_chars
+        pipeline = self._load()
         pipeline.warm_up()
         self.pipeline = pipeline
 
@@ -87,8 +90,6 @@ class Service:
 
     def _follow_generation(self) -> None:
         """Reload when another process (a worker's PUT, `rag index`) swapped in a new index."""
-        from rag.factory import load_pipeline
-
         try:
             live = os.readlink(self.settings.index_dir / "current")
         except OSError:
@@ -103,9 +104,7 @@ class Service:
         try:
             if self.pipeline is not None and self.pipeline.store.path.name != live:
                 log.info("index generation changed to %s: reloading", live)
-                fresh = load_pipeline(self.settings)
-                fresh.max_question_chars = self.settings.max_question_chars
-                self._swap(fresh)
+                self._swap(self._load())
         finally:
             self._reload_lock.release()
 
@@ -116,13 +115,20 @@ class Service:
                 return p
         return None
 
+    def _load(self) -> Pipeline:
+        """A pipeline over the current generation, with this process's models."""
+        from rag.factory import load_pipeline
+
+        pipeline = load_pipeline(self.settings, embedder=self._embedder, reader=self._reader)
+        pipeline.max_question_chars = self.settings.max_question_chars
+        return pipeline
+
     def _reload(self) -> int:
-        from rag.factory import load_pipeline, run_index
+        from rag.factory import run_index
 
         # after a write through the API: deleting the last document may empty the index
-        run_index(self.settings, show_progress=False, allow_empty=True)
-        pipeline = load_pipeline(self.settings)
-        pipeline.max_question_chars = self.settings.max_question_chars
+        run_index(self.settings, show_progress=False, allow_empty=True, embedder=self._embedder)
+        pipeline = self._load()
         self._swap(pipeline)
         return len(pipeline.store.passages)
 

@@ -21,10 +21,12 @@ from index.split import split_clauses, split_document
 from index.store import (
     FORMAT_VERSION,
     EmbeddingCache,
+    PreparedCache,
     SentenceRow,
     read_manifest,
     write_generation,
 )
+from index.textnorm import lexical_terms
 from index.types import Document, Embedder, Passage, RawDocument, content_hash
 from index.vectors import VectorConfig
 
@@ -110,6 +112,42 @@ def _embed_cached(
     return np.vstack([found[k] for k in keys]).astype(np.float32), len(missing)
 
 
+def _prepared_key(raw: RawDocument, split_params: tuple[Any, ...]) -> str:
+    return hashlib.sha256(
+        repr((raw.doc_id, content_hash(raw.text), split_params)).encode()
+    ).hexdigest()
+
+
+def _prepare(raw: RawDocument, chunk_tokens: int, overlap_tokens: int, encoding: str) -> Any:
+    """Clean and split one document into a JSON-serialisable record."""
+    doc = clean_document(raw)
+    doc_passages = split_document(
+        doc, max_tokens=chunk_tokens, overlap_tokens=overlap_tokens, encoding=encoding
+    )
+    spans = sorted({s for p in doc_passages for s in p.sentences})
+    return {
+        "doc": [doc.text, doc.title, doc.date, doc.lang, doc.damaged, doc.checksum],
+        "passages": [
+            [p.passage_id, p.start, p.end, p.lang, p.sentences, p.n_tokens] for p in doc_passages
+        ],
+        "clauses": [[s, e, split_clauses(doc.text, s, e)] for s, e in spans],
+    }
+
+
+def _unpack(
+    doc_id: str, record: Any
+) -> tuple[Document, list[Passage], dict[int, list[tuple[int, int]]]]:
+    """The document, its passages and its clauses by sentence start, from :func:`_prepare`."""
+    text, title, date, lang, damaged, checksum = record["doc"]
+    doc = Document(doc_id, text, title, date, lang, tuple(tuple(d) for d in damaged), checksum)
+    passages = [
+        Passage(pid, doc_id, s, e, text[s:e], plang, tuple(tuple(x) for x in sents), n_tok)  # type: ignore[misc]
+        for pid, s, e, plang, sents, n_tok in record["passages"]
+    ]
+    clauses = {s: [(cs, ce) for cs, ce in cl] for s, _, cl in record["clauses"]}
+    return doc, passages, clauses
+
+
 def build_index(
     seeds_dir: Path,
     index_dir: Path,
@@ -173,30 +211,33 @@ def build_index(
         documents: list[Document] = []
         passages: list[Passage] = []
         sentences: list[SentenceRow] = []
-        for i, r in enumerate(raw):
-            doc = clean_document(r)
-            documents.append(doc)
-            doc_passages = split_document(
-                doc, max_tokens=chunk_tokens, overlap_tokens=overlap_tokens, encoding=encoding
-            )
-            passages.extend(doc_passages)
-            spans = sorted({s for p in doc_passages for s in p.sentences})
-            base = len(sentences)
-            sentences.extend(
-                SentenceRow(base + k, doc.doc_id, s, e) for k, (s, e) in enumerate(spans)
-            )
-            if progress:
-                progress("cleaning and splitting", i + 1, len(raw))
-        by_id = {d.doc_id: d for d in documents}
-        sentence_texts = [by_id[s.doc_id].text[s.start : s.end] for s in sentences]
-        clauses = [
-            (s.row, cs, ce)
-            for s in sentences
-            for cs, ce in split_clauses(by_id[s.doc_id].text, s.start, s.end)
-        ]
-        clause_texts = [by_id[sentences[r].doc_id].text[cs:ce] for r, cs, ce in clauses]
+        clauses: list[tuple[int, int, int]] = []
+        split_params = (CLEANER_VERSION, chunk_tokens, overlap_tokens, encoding)
+        prepared = PreparedCache(index_dir / "cache.sqlite")
         cache = EmbeddingCache(index_dir / "cache.sqlite")
         try:
+            keys = [_prepared_key(r, split_params) for r in raw]
+            known = prepared.get_prepared(keys)
+            fresh: dict[str, Any] = {}
+            for i, (r, key) in enumerate(zip(raw, keys, strict=True)):
+                if key not in known:
+                    fresh[key] = known[key] = _prepare(r, chunk_tokens, overlap_tokens, encoding)
+                doc, doc_passages, doc_clauses = _unpack(r.doc_id, known[key])
+                documents.append(doc)
+                passages.extend(doc_passages)
+                spans = sorted({s for p in doc_passages for s in p.sentences})
+                base = len(sentences)
+                for k, (s, e) in enumerate(spans):
+                    sentences.append(SentenceRow(base + k, doc.doc_id, s, e))
+                    clauses.extend((base + k, cs, ce) for cs, ce in doc_clauses.get(s, ()))
+                if progress:
+                    progress("cleaning and splitting", i + 1, len(raw))
+            prepared.put_prepared(fresh)
+            by_id = {d.doc_id: d for d in documents}
+            sentence_texts = [by_id[s.doc_id].text[s.start : s.end] for s in sentences]
+            clause_texts = [by_id[sentences[r].doc_id].text[cs:ce] for r, cs, ce in clauses]
+            passage_terms = prepared.terms_of([p.text for p in passages], lexical_terms)
+            sentence_terms = prepared.terms_of(sentence_texts, lexical_terms)
             pvecs, p_new = _embed_cached(
                 embedder, cache, [p.text for p in passages], "passage", progress
             )
@@ -204,6 +245,7 @@ def build_index(
             cvecs, c_new = _embed_cached(embedder, cache, clause_texts, "clause", progress)
         finally:
             cache.close()
+            prepared.close()
         manifest = {
             "format_version": FORMAT_VERSION,
             "embedder": embedder.name,
@@ -234,6 +276,8 @@ def build_index(
             clauses=clauses,
             clause_vectors=cvecs,
             vectors=vectors,
+            passage_terms=passage_terms,
+            sentence_terms=sentence_terms,
         )
     new = p_new + s_new + c_new
     return BuildReport(

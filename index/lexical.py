@@ -20,12 +20,14 @@ class LexicalIndex:
         self.size = size
 
     @classmethod
-    def build(cls, texts: list[str]) -> LexicalIndex:
-        """Tokenise and index texts."""
+    def build(cls, texts: list[str], *, terms: list[list[str]] | None = None) -> LexicalIndex:
+        """Index texts; ``terms`` are their :func:`lexical_terms` when already computed."""
         import bm25s
 
         model = bm25s.BM25(k1=1.2, b=0.75)
-        corpus = [lexical_terms(t) or ["\x00empty"] for t in texts]
+        if terms is None:
+            terms = [lexical_terms(t) for t in texts]
+        corpus = [t or ["\x00empty"] for t in terms]
         if corpus:
             model.index(corpus, show_progress=False)
         return cls(model, len(texts))

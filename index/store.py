@@ -27,7 +27,7 @@ import numpy as np
 from index.errors import IndexMismatchError, IndexMissingError
 from index.faiss_store import MMAP_ABOVE_VECTORS
 from index.lexical import LexicalIndex
-from index.types import Document, Passage
+from index.types import Document, Passage, content_hash
 from index.vectors import VectorConfig, VectorIndex, drop_vectors, open_vectors, write_vectors
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,61 @@ class EmbeddingCache:
         self._db.close()
 
 
+class PreparedCache:
+    """Work already done on a document text: its cleaned form, passages and lexical terms.
+
+    Lives in the same SQLite file as :class:`EmbeddingCache`. A write of one document
+    cleans, splits and tokenises that document only; the others come from here. Keys hold
+    everything the value depends on (doc id, raw text hash, build parameters), so a stale
+    entry is never read, only left unused.
+    """
+
+    def __init__(self, path: Path):
+        """Open (or create) the cache tables."""
+        self._db = sqlite3.connect(path)
+        self._db.executescript(
+            "CREATE TABLE IF NOT EXISTS prepared (key TEXT PRIMARY KEY, v TEXT);"
+            "CREATE TABLE IF NOT EXISTS terms (key TEXT PRIMARY KEY, v TEXT);"
+        )
+
+    def get_prepared(self, keys: list[str]) -> dict[str, Any]:
+        """Decoded prepared documents for the keys that have one."""
+        return {k: json.loads(v) for k, v in self._select("prepared", keys).items()}
+
+    def put_prepared(self, items: dict[str, Any]) -> None:
+        """Store prepared documents (JSON-serialisable values, one transaction)."""
+        self._insert("prepared", {k: json.dumps(v, ensure_ascii=False) for k, v in items.items()})
+
+    def terms_of(self, texts: list[str], tokenize: Any) -> list[list[str]]:
+        """``tokenize(text)`` of every text, computing only those not cached."""
+        keys = [content_hash(t) for t in texts]
+        found = {k: v.split("\x1f") if v else [] for k, v in self._select("terms", keys).items()}
+        new = {k: tokenize(t) for k, t in zip(keys, texts, strict=True) if k not in found}
+        self._insert("terms", {k: "\x1f".join(v) for k, v in new.items()})
+        found.update(new)
+        return [found[k] for k in keys]
+
+    def _select(self, table: str, keys: list[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        unique = sorted(set(keys))
+        for i in range(0, len(unique), 500):
+            chunk = unique[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            out.update(
+                self._db.execute(f"SELECT key, v FROM {table} WHERE key IN ({marks})", chunk)
+            )
+        return out
+
+    def _insert(self, table: str, items: dict[str, str]) -> None:
+        if items:
+            with self._db:
+                self._db.executemany(f"INSERT OR REPLACE INTO {table} VALUES (?, ?)", items.items())
+
+    def close(self) -> None:
+        """Close the database."""
+        self._db.close()
+
+
 @dataclass(frozen=True)
 class SentenceRow:
     """One sentence of a document, with its row in the sentence-vector matrix."""
@@ -91,10 +146,13 @@ def write_generation(
     clauses: list[tuple[int, int, int]] | None = None,
     clause_vectors: np.ndarray | None = None,
     vectors: VectorConfig | None = None,
+    passage_terms: list[list[str]] | None = None,
+    sentence_terms: list[list[str]] | None = None,
 ) -> Path:
     """Write a complete generation and atomically make it ``current``.
 
-    ``vectors`` says where passage vectors go (default: a FAISS file in the generation).
+    ``vectors`` says where passage vectors go (default: a FAISS file in the generation);
+    ``passage_terms``/``sentence_terms`` are the texts' lexical terms when already known.
     """
     vectors = vectors or VectorConfig()
     index_dir.mkdir(parents=True, exist_ok=True)
@@ -152,8 +210,10 @@ def write_generation(
     dim = sentence_vectors.shape[1] if sentence_vectors.ndim == 2 else 0
     cvecs = clause_vectors if clause_vectors is not None else np.zeros((0, dim), dtype=np.float32)
     np.save(tmp / "clauses.npy", cvecs.astype(np.float32))
-    LexicalIndex.build([p.text for p in passages]).save(tmp / "lexical_passages")
-    LexicalIndex.build(sentence_texts).save(tmp / "lexical_sentences")
+    LexicalIndex.build([p.text for p in passages], terms=passage_terms).save(
+        tmp / "lexical_passages"
+    )
+    LexicalIndex.build(sentence_texts, terms=sentence_terms).save(tmp / "lexical_sentences")
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
     _fsync_tree(tmp)
     os.rename(tmp, gen)

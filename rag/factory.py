@@ -32,10 +32,13 @@ def make_embedder(settings: Settings):  # type: ignore[no-untyped-def]
     )
 
 
-def _index_embedder(settings: Settings):  # type: ignore[no-untyped-def]
-    """The embedder of the write path: in process, or a Ray actor pool (RAG_INDEX_ENGINE)."""
+def _index_embedder(settings: Settings, shared=None):  # type: ignore[no-untyped-def]
+    """The embedder of the write path: in process, or a Ray actor pool (RAG_INDEX_ENGINE).
+
+    ``shared``: the process's embedder, used by a local build instead of loading another.
+    """
     if settings.index_engine == "local":
-        return make_embedder(settings)
+        return shared if shared is not None else make_embedder(settings)
     from index.distributed import EmbedderSpec, RayEmbedder
 
     spec = EmbedderSpec(
@@ -53,10 +56,12 @@ def run_index(  # type: ignore[no-untyped-def]
     rebuild: bool = False,
     show_progress: bool = True,
     allow_empty: bool = False,
+    embedder=None,  # type: ignore[no-untyped-def]
 ):
     """Build or update the index from the settings; returns the build report.
 
     ``allow_empty``: an empty seeds folder may empty a non-empty index (see build_index).
+    ``embedder``: the process's embedder (a server shares one between reads and writes).
     """
     from rich.progress import (
         BarColumn,
@@ -85,12 +90,12 @@ def run_index(  # type: ignore[no-untyped-def]
                 tasks[stage] = bar.add_task(stage, total=total)
             bar.update(tasks[stage], completed=done, total=total)
 
-        embedder = _index_embedder(settings)
+        index_embedder = _index_embedder(settings, embedder)
         try:
             return build_index(
                 settings.seeds_dir,
                 settings.index_dir,
-                embedder,
+                index_embedder,
                 chunk_tokens=settings.chunk_tokens,
                 overlap_tokens=settings.overlap_tokens,
                 encoding=settings.tokenizer,
@@ -101,8 +106,8 @@ def run_index(  # type: ignore[no-untyped-def]
                 allow_empty=allow_empty,
             )
         finally:
-            if hasattr(embedder, "close"):
-                embedder.close()
+            if index_embedder is not embedder and hasattr(index_embedder, "close"):
+                index_embedder.close()
 
 
 def make_reader(settings: Settings):  # type: ignore[no-untyped-def]
@@ -114,17 +119,21 @@ def make_reader(settings: Settings):  # type: ignore[no-untyped-def]
     return Reader(settings.reader_weights, int8=settings.reader_int8)
 
 
-def load_pipeline(settings: Settings):  # type: ignore[no-untyped-def]
-    """The answering pipeline over the configured index."""
+def load_pipeline(settings: Settings, *, embedder=None, reader=None):  # type: ignore[no-untyped-def]
+    """The answering pipeline over the configured index.
+
+    ``embedder`` and ``reader``: instances the process already holds (a server reloading
+    after a write keeps its models); built from the settings when not given.
+    """
     from rag.pipeline import Pipeline
 
     return Pipeline.open(
         settings.index_dir,
-        make_embedder(settings),
+        embedder if embedder is not None else make_embedder(settings),
         retrieve_k=settings.retrieve_k,
         rrf_k=settings.rrf_k,
         weights_path=settings.weights_path,
         vectors=settings.vector_config(),
-        reader=make_reader(settings),
+        reader=reader if reader is not None else make_reader(settings),
         reader_contexts=settings.reader_contexts,
     )

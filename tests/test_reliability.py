@@ -100,13 +100,14 @@ def test_kill_9_during_document_puts_loses_no_acknowledged_document(dirs):
             r = httpx.get(f"{base}/v1/documents/{doc_id}", timeout=30)
             assert r.status_code == 200, (trial, doc_id)
             assert text in r.json()["text"]
-        stop = threading.Event()
+        stop, first_ack = threading.Event(), threading.Event()
         in_flight: list[str] = []
 
         def writer(
             trial: int = trial,
             base: str = base,
             stop: threading.Event = stop,
+            first_ack: threading.Event = first_ack,
             in_flight: list[str] = in_flight,
         ) -> None:
             i = 0
@@ -119,10 +120,13 @@ def test_kill_9_during_document_puts_loses_no_acknowledged_document(dirs):
                     return
                 if r.status_code in (200, 201):
                     acked[doc_id] = text
+                    first_ack.set()
                 i += 1
 
         t = threading.Thread(target=writer)
         t.start()
+        if trial % 2:  # half the kills land after an acknowledgement, inside a later PUT
+            assert first_ack.wait(timeout=60), "no PUT was acknowledged within 60 s"
         time.sleep(rng.uniform(0.2, 2.5))
         proc.send_signal(signal.SIGKILL)
         proc.wait()

@@ -62,7 +62,7 @@ def test_ask_see_highlighted_span_open_the_document(browser, tmp_path, corpus_di
         answer = page.inner_text("#answer")
         assert "268" in answer
         first = page.locator("#citations li").first
-        assert first.locator("mark").first.inner_text() == answer
+        assert first.locator("mark.answer").first.inner_text() == answer
         assert "en_coal" in first.inner_text()
         page.screenshot(path=str(ARTIFACTS / "answer.png"), full_page=True)
         first.locator("button").click()

@@ -25,7 +25,7 @@ async function call(method, path, body) {
   return data;
 }
 
-// Append `text` to `parent`: every occurrence of `needle` (the answer) in <mark>, and the
+// Append `text` to `parent`: every occurrence of `needle` (the answer) in <mark class="answer">, and the
 // question's terms (`terms`: [start, end] ranges into `text`) in <mark class="term">.
 function appendHighlighted(parent, text, needle, terms) {
   const kind = new Uint8Array(text.length);
@@ -44,7 +44,7 @@ function appendHighlighted(parent, text, needle, terms) {
       parent.append(piece);
     } else {
       const m = document.createElement("mark");
-      if (kind[i] === 1) m.className = "term";
+      m.className = kind[i] === 1 ? "term" : "answer";
       m.textContent = piece;
       parent.append(m);
     }
