@@ -541,6 +541,24 @@ def bench_load(
     _report("load", figures, as_json, results)
 
 
+@bench_app.command("writes")
+def bench_writes(
+    size: Annotated[
+        list[int] | None,
+        typer.Option(help="Corpus sizes in articles (repeatable; default 20 and 200)."),
+    ] = None,
+    rounds: Annotated[int, typer.Option(min=1, help="PUTs and DELETEs per size.")] = 5,
+    as_json: JsonOpt = False,
+    results: ResultsOpt = None,
+) -> None:
+    """PUT and DELETE of one ~1,000-word article as the corpus grows (p50, growth ratio)."""
+    from bench import writes
+
+    settings = get_settings()
+    _setup_logging(settings)
+    _report("writes", writes.run(size or [20, 200], rounds=rounds), as_json, results)
+
+
 def read_index_manifest(settings: Settings) -> dict | None:  # type: ignore[type-arg]
     """The manifest of the configured index, or None when there is no index yet."""
     from index.store import read_manifest

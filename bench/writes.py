@@ -1,0 +1,102 @@
+"""``rag bench writes``: the cost of one document write as the corpus grows.
+
+For each corpus size the benchmark builds an index of that many synthetic articles
+(about 1,000 words each), then times ``PUT`` of new ~1,000-word articles and ``DELETE``
+of them through the service object the HTTP routes call (the same code path, without
+the network). The figure that matters is how the write time grows with the corpus: the
+ratio of the largest size's p50 to the smallest's, measured in the same run.
+
+The base articles are drawn from a fixed pool of sentences, so that building the base
+index embeds the pool once, not every article; each written article is new text and is
+embedded for real. Everything else a write does (cleaning, splitting, lexical terms,
+SQLite, FAISS, reloading) sees the full corpus.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import machine, median, pct, rss_mb
+
+log = logging.getLogger(__name__)
+CITIES = ["Taiyuan", "Datong", "Jinzhong", "Shuozhou", "Xinzhou", "Linfen", "Yuncheng", "Lüliang"]
+THINGS = ["coal mines", "wind farms", "battery plants", "rail lines", "labs", "parks", "schools"]
+VERBS = ["opened", "upgraded", "planned", "financed", "closed", "inspected", "connected"]
+
+
+def _sentence(rng: random.Random) -> str:
+    return (
+        f"In {rng.randint(1990, 2030)}, {rng.choice(CITIES)} {rng.choice(VERBS)} "
+        f"{rng.randint(2, 9999)} {rng.choice(THINGS)} worth {rng.randint(1, 900)} million yuan, "
+        f"according to a report by the {rng.choice(CITIES)} bureau of {rng.choice(THINGS)}."
+    )
+
+
+def article(rng: random.Random, pool: list[str] | None = None, sentences: int = 45) -> str:
+    """A ~1,000-word article: sentences drawn from ``pool``, or new ones."""
+    body = [rng.choice(pool) if pool else _sentence(rng) for _ in range(sentences)]
+    return f"Report {rng.randint(0, 10**9)}\n\n" + " ".join(body)
+
+
+def run_size(size: int, *, rounds: int, seed: int = 7) -> dict[str, Any]:
+    """Build a corpus of ``size`` articles, then time ``rounds`` PUTs and DELETEs."""
+    from api.service import Service
+    from rag.config import get_settings
+
+    rng = random.Random(seed)
+    pool = [_sentence(rng) for _ in range(300)]
+    with tempfile.TemporaryDirectory(prefix="rag-bench-writes-") as tmp:
+        seeds, index = Path(tmp) / "seeds", Path(tmp) / "index"
+        seeds.mkdir()
+        for i in range(size):
+            (seeds / f"base-{i:05d}.txt").write_text(article(rng, pool))
+        settings = get_settings().model_copy(update={"seeds_dir": seeds, "index_dir": index})
+        service = Service(settings)
+        t0 = time.perf_counter()
+        service.start()
+        build_s = time.perf_counter() - t0
+        rss_before = rss_mb()
+        puts, deletes = [], []
+        for r in range(rounds):
+            text = article(rng)
+            t0 = time.perf_counter()
+            service.put_document(f"new-{r}", text, None, None)
+            puts.append(time.perf_counter() - t0)
+        for r in range(rounds):
+            t0 = time.perf_counter()
+            service.delete_document(f"new-{r}")
+            deletes.append(time.perf_counter() - t0)
+        passages = len(service.current().store.passages)
+        return {
+            "articles": size,
+            "passages": passages,
+            "start_s": round(build_s, 1),
+            "put_p50_s": round(median(puts), 3),
+            "put_p95_s": round(pct(puts, 95), 3),
+            "delete_p50_s": round(median(deletes), 3),
+            "rss_growth_pct": round(100 * (rss_mb() - rss_before) / max(rss_before, 1.0), 1),
+        }
+
+
+def run(sizes: list[int], *, rounds: int = 5) -> dict[str, Any]:
+    """Every size, smallest first, and the growth ratios of the largest against the smallest."""
+    rows = []
+    for size in sorted(sizes):
+        log.info("write benchmark: corpus of %d articles", size)
+        rows.append(run_size(size, rounds=rounds))
+    small, large = rows[0], rows[-1]
+    return {
+        "sizes": rows,
+        "put_p50_s": large["put_p50_s"],
+        "delete_p50_s": large["delete_p50_s"],
+        "put_growth_ratio": round(large["put_p50_s"] / max(small["put_p50_s"], 1e-9), 2),
+        "rounds": rounds,
+        "max_rss_mb": round(rss_mb(peak=True), 1),
+        "targets": {"put_p50_s@2000": 1.5, "put_growth_ratio(2000/20)": 2, "delete_p50_s": 0.5},
+        **machine(),
+    }
