@@ -349,17 +349,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         tags=["documents"],
         responses={201: {"model": DocumentWritten, "description": "Created"}},
     )
-    def put_document(doc_id: DocId, body: DocumentIn, response: Response) -> DocumentWritten:
-        """Create (201) or replace (200) a document; it is on disk and indexed before the reply."""
-        status, passages = service.put_document(doc_id, body.text, body.title, body.date)
+    async def put_document(doc_id: DocId, body: DocumentIn, response: Response) -> DocumentWritten:
+        """Create (201) or replace (200) a document; it is on disk and indexed before the reply.
+
+        Past ``RAG_REQUEST_TIMEOUT_S`` the reply is a 504 and the write is not acknowledged
+        (it may still complete: GET the document to see).
+        """
+        status, passages = await bounded(
+            lambda: service.put_document(doc_id, body.text, body.title, body.date)
+        )
         response.status_code = 201 if status == "created" else 200
         _update_gauges()
         return DocumentWritten(doc_id=doc_id, status=status, passages=passages)
 
     @v1.delete("/documents/{doc_id}", status_code=204, tags=["documents"])
-    def delete_document(doc_id: DocId) -> Response:
-        """Remove a document from the corpus and the index."""
-        service.delete_document(doc_id)
+    async def delete_document(doc_id: DocId) -> Response:
+        """Remove a document from the corpus and the index (504 past the request budget)."""
+        await bounded(lambda: service.delete_document(doc_id))
         _update_gauges()
         return Response(status_code=204)
 

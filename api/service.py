@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 
 from index.errors import DocumentError, DocumentNotFoundError
+from index.load import SUFFIXES, TOMBSTONES
 from index.store import fsync_dir, read_manifest
 from rag.config import Settings
 from rag.pipeline import Pipeline
@@ -44,7 +45,7 @@ class Service:
         self._reader = None
 
     def start(self) -> None:
-        """Bring the index up to date with the seeds folder (building it if missing), then load it.
+        """Bring the index up to date with the corpus (building it if missing), then load it.
 
         The incremental build is a no-op for an unchanged corpus; after a crash it picks up
         a document whose file was written but whose index swap never happened. Half-written
@@ -54,10 +55,11 @@ class Service:
 
         self._embedder = make_embedder(self.settings)
         self._reader = make_reader(self.settings)
-        seeds = self.settings.seeds_dir
-        for stale in seeds.glob(".*.tmp-*") if seeds.is_dir() else ():
-            log.warning("removing a half-written document file from a crash: %s", stale.name)
-            stale.unlink(missing_ok=True)
+        seeds, data = self.settings.seeds_dir, self.settings.documents_dir
+        for folder in (data, data / TOMBSTONES):
+            for stale in folder.glob(".*.tmp-*") if folder.is_dir() else ():
+                log.warning("removing a half-written file from a crash: %s", stale)
+                stale.unlink(missing_ok=True)
         missing = read_manifest(self.settings.index_dir) is None
         if missing or self.settings.index_on_start:
             if missing:
@@ -108,8 +110,19 @@ class Service:
         finally:
             self._reload_lock.release()
 
-    def _path(self, doc_id: str) -> Path | None:
-        for suffix in (".txt", ".md"):
+    def _written(self, doc_id: str) -> Path | None:
+        """The document's file in the data folder, if it was written through the API."""
+        for suffix in SUFFIXES:
+            p = self.settings.documents_dir / f"{doc_id}{suffix}"
+            if p.exists():
+                return p
+        return None
+
+    def _seed(self, doc_id: str) -> Path | None:
+        """The document's seed file, unless a tombstone hides it."""
+        if (self.settings.documents_dir / TOMBSTONES / doc_id).exists():
+            return None
+        for suffix in SUFFIXES:
             p = self.settings.seeds_dir / f"{doc_id}{suffix}"
             if p.exists():
                 return p
@@ -155,30 +168,47 @@ class Service:
         if date:
             body = f"date {date}\n{body}"
         with self._write_lock:
-            old = self._path(doc_id)
+            old = self._written(doc_id) or self._seed(doc_id)
             if old is not None and old.read_text(encoding="utf-8", errors="replace") == body:
                 pipeline = self.current()
                 return "unchanged", pipeline.store.passage_counts.get(doc_id, 0)
-            self.settings.seeds_dir.mkdir(parents=True, exist_ok=True)
-            target = old or self.settings.seeds_dir / f"{doc_id}.txt"
-            tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-            with open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(body)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-            fsync_dir(target.parent)
+            data = self.settings.documents_dir
+            data.mkdir(parents=True, exist_ok=True)
+            target = self._written(doc_id) or data / f"{doc_id}.txt"
+            _write_durably(target, body)
+            # a tombstone hides only the seed copy: the written document counts either way
+            (data / TOMBSTONES / doc_id).unlink(missing_ok=True)
             self._reload()
             pipeline = self.current()
             return ("updated" if old else "created"), pipeline.store.passage_counts.get(doc_id, 0)
 
     def delete_document(self, doc_id: str) -> None:
-        """Remove a document from the corpus and the index."""
+        """Remove a document from the corpus and the index.
+
+        A document written through the API is deleted from the data folder; a seed is
+        hidden by a tombstone, its file left as it is.
+        """
         check_doc_id(doc_id)
         with self._write_lock:
-            path = self._path(doc_id)
-            if path is None:
+            written, seed = self._written(doc_id), self._seed(doc_id)
+            if written is None and seed is None:
                 raise DocumentNotFoundError(f"no document {doc_id!r}")
-            path.unlink()
-            fsync_dir(path.parent)
+            if seed is not None:
+                stones = self.settings.documents_dir / TOMBSTONES
+                stones.mkdir(parents=True, exist_ok=True)
+                _write_durably(stones / doc_id, f"deleted through the API; seed file: {seed}\n")
+            if written is not None:
+                written.unlink()
+                fsync_dir(written.parent)
             self._reload()
+
+
+def _write_durably(target: Path, text: str) -> None:
+    """Write a file atomically and durably: temporary file, fsync, rename, fsync the folder."""
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}-{threading.get_ident()}")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, target)
+    fsync_dir(target.parent)

@@ -303,13 +303,25 @@ def run_cli(
 ) -> int:
     """Body of ``rag eval --dataset``; returns the exit code."""
     import sys
+    import time
     import tomllib
 
     from rich.progress import Progress
 
     from eval.harness import THRESHOLDS, report_gate
 
-    with Progress(disable=not sys.stderr.isatty(), transient=True) as bar:
+    terminal = sys.stderr.isatty()
+    asked, last = [0], [time.monotonic()]
+
+    def tick() -> None:
+        asked[0] += 1
+        if terminal:
+            bar.advance(task)
+        elif time.monotonic() - last[0] >= 10:
+            last[0] = time.monotonic()
+            log.info("asked %d questions", asked[0])
+
+    with Progress(disable=not terminal, transient=True) as bar:
         task = bar.add_task("asking", total=None)
         result = run_dataset(
             dataset,
@@ -318,7 +330,7 @@ def run_cli(
             limit=limit,
             open_corpus=lambda rows, folder: corpus_pipeline(settings, rows, folder),
             baseline=baseline,
-            progress=lambda: bar.advance(task),
+            progress=tick,
         )
     if as_json:
         sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False) + "\n")

@@ -16,13 +16,14 @@ import numpy as np
 
 from index.clean import CLEANER_VERSION, clean_document
 from index.errors import ConfigError
-from index.load import load_documents
+from index.load import load_corpus
 from index.split import split_clauses, split_document
 from index.store import (
     FORMAT_VERSION,
     EmbeddingCache,
     PreparedCache,
     SentenceRow,
+    document_versions,
     read_manifest,
     write_generation,
 )
@@ -162,12 +163,14 @@ def build_index(
     extra_documents: list[RawDocument] | None = None,
     progress: Progress | None = None,
     allow_empty: bool = False,
+    data_dir: Path | None = None,
 ) -> BuildReport:
     """Build or update the index of every document under ``seeds_dir``.
 
     Only passages and sentences whose text is new are embedded; an unchanged corpus
     with unchanged settings writes nothing. ``vectors`` chooses the vector backend
-    (default: FAISS, factory by corpus size).
+    (default: FAISS, factory by corpus size). ``data_dir`` holds the documents written
+    through the API and the tombstones of deleted seeds (see :func:`index.load.load_corpus`).
 
     Raises:
         ConfigError: ``seeds_dir`` does not exist, or holds no document while the index
@@ -175,7 +178,7 @@ def build_index(
     """
     vectors = vectors or VectorConfig()
     t0 = time.perf_counter()
-    raw, warnings = load_documents(seeds_dir, max_bytes=max_document_bytes)
+    raw, warnings = load_corpus(seeds_dir, data_dir, max_bytes=max_document_bytes)
     for line in warnings:
         log.warning(line)
     if extra_documents:
@@ -264,6 +267,14 @@ def build_index(
             "clauses": len(clauses),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
+        now = time.time()
+        before = document_versions(index_dir)
+        updated = {
+            d.doc_id: before[d.doc_id][1]
+            if d.doc_id in before and before[d.doc_id][0] == d.checksum
+            else now
+            for d in documents
+        }
         path = write_generation(
             index_dir,
             manifest=manifest,
@@ -278,6 +289,7 @@ def build_index(
             vectors=vectors,
             passage_terms=passage_terms,
             sentence_terms=sentence_terms,
+            updated_at=updated,
         )
     new = p_new + s_new + c_new
     return BuildReport(

@@ -1,4 +1,11 @@
-"""Stage 1 of the write path: read article files, skipping what cannot be read."""
+"""Stage 1 of the write path: read article files, skipping what cannot be read.
+
+The corpus is two folders: ``seeds`` (articles a person put there; the bundled ones are
+tracked source) and the data folder, where documents written through the API live. A
+document in the data folder replaces a seed of the same id; deleting a seed through the
+API leaves its file alone and writes a tombstone (``<data>/.deleted/<doc_id>``) that hides
+it until the id is written again.
+"""
 
 from __future__ import annotations
 
@@ -62,4 +69,35 @@ def load_documents(
                 docs[doc_id] = RawDocument(doc_id=doc_id, text=text, path=str(path))
         if why:
             warnings.append(f"skipped {path}: {why}")
+    return [docs[k] for k in sorted(docs)], warnings
+
+
+TOMBSTONES = ".deleted"
+
+
+def tombstones(data_dir: Path | None) -> set[str]:
+    """Ids of seeds deleted through the API (hidden, their files untouched)."""
+    folder = data_dir / TOMBSTONES if data_dir is not None else None
+    if folder is None or not folder.is_dir():
+        return set()
+    return {p.name for p in folder.iterdir() if p.is_file() and DOC_ID_RE.match(p.name)}
+
+
+def load_corpus(
+    seeds_dir: Path, data_dir: Path | None, *, max_bytes: int = 5_000_000
+) -> tuple[list[RawDocument], list[str]]:
+    """The seeds less their tombstones, with the data folder's documents over them.
+
+    Returns:
+        The documents, sorted by id, and one warning line for each file skipped (a data
+        folder that does not exist yet is not a warning: nothing was written through the
+        API).
+    """
+    seeds, warnings = load_documents(seeds_dir, max_bytes=max_bytes)
+    hidden = tombstones(data_dir)
+    docs = {d.doc_id: d for d in seeds if d.doc_id not in hidden}
+    if data_dir is not None and data_dir.is_dir():
+        written, more = load_documents(data_dir, max_bytes=max_bytes)
+        warnings += more
+        docs.update({d.doc_id: d for d in written})
     return [docs[k] for k in sorted(docs)], warnings

@@ -148,11 +148,13 @@ def write_generation(
     vectors: VectorConfig | None = None,
     passage_terms: list[list[str]] | None = None,
     sentence_terms: list[list[str]] | None = None,
+    updated_at: dict[str, float] | None = None,
 ) -> Path:
     """Write a complete generation and atomically make it ``current``.
 
     ``vectors`` says where passage vectors go (default: a FAISS file in the generation);
-    ``passage_terms``/``sentence_terms`` are the texts' lexical terms when already known.
+    ``passage_terms``/``sentence_terms`` are the texts' lexical terms when already known;
+    ``updated_at`` is when each document last changed (default: now).
     """
     vectors = vectors or VectorConfig()
     index_dir.mkdir(parents=True, exist_ok=True)
@@ -183,7 +185,7 @@ def write_generation(
                 d.text,
                 json.dumps(d.damaged),
                 d.checksum,
-                manifest.get("updated_at", {}).get(d.doc_id, now),
+                (updated_at or {}).get(d.doc_id, now),
             )
             for d in documents
         ],
@@ -254,6 +256,19 @@ def _prune(
         shutil.rmtree(tmp, ignore_errors=True)
     for link in index_dir.glob(".current-*"):  # a swap interrupted by a crash
         link.unlink(missing_ok=True)
+
+
+def document_versions(index_dir: Path) -> dict[str, tuple[str, float]]:
+    """``doc_id -> (checksum, updated_at)`` of the current generation (empty without one)."""
+    path = index_dir / "current" / "store.sqlite"
+    if not path.exists():
+        return {}
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        rows = db.execute("SELECT doc_id, checksum, updated_at FROM documents").fetchall()
+    finally:
+        db.close()
+    return {doc_id: (checksum, float(when)) for doc_id, checksum, when in rows}
 
 
 def read_manifest(index_dir: Path) -> dict[str, Any] | None:

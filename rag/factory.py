@@ -7,8 +7,14 @@ writer) is configured in one place.
 
 from __future__ import annotations
 
+import logging
+import time
+
 from index.threads import available_cores
 from rag.config import Settings
+
+log = logging.getLogger(__name__)
+LOG_EVERY_S = 10.0  # progress log lines of long work when stderr is not a terminal
 
 __all__ = ["load_pipeline", "make_embedder", "make_reader", "run_index"]
 
@@ -84,11 +90,19 @@ def run_index(  # type: ignore[no-untyped-def]
         console=None,
     ) as bar:
         tasks: dict[str, TaskID] = {}
+        logged: dict[str, float] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
+            if show_progress:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task(stage, total=total)
+                bar.update(tasks[stage], completed=done, total=total)
+                return
+            # not a terminal: a log line a stage every 10 seconds, and when it completes
+            now = time.monotonic()
+            if done == total or now - logged.get(stage, 0.0) >= LOG_EVERY_S:
+                logged[stage] = now
+                log.info("%s: %d/%d", stage, done, total)
 
         index_embedder = _index_embedder(settings, embedder)
         try:
@@ -96,6 +110,7 @@ def run_index(  # type: ignore[no-untyped-def]
                 settings.seeds_dir,
                 settings.index_dir,
                 index_embedder,
+                data_dir=settings.documents_dir,
                 chunk_tokens=settings.chunk_tokens,
                 overlap_tokens=settings.overlap_tokens,
                 encoding=settings.tokenizer,

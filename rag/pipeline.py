@@ -45,6 +45,7 @@ from rag.match import (
 )
 from rag.model import AnswerWeights
 from rag.query import analyze
+from rag.rank import TOP_SPANS, SpanEvidence, SpanRanker
 from rag.reader import Context, Reader, Reading, ReadSpan
 from rag.retrieve import HybridRetriever, Mode, query_terms
 from rag.types import Answer, Candidate, Citation, Hit, Query, ScoredSentence
@@ -220,11 +221,14 @@ class Pipeline:
         reader: Reader | None = None,
         abstainer: Abstainer | None = None,
         reader_contexts: int = 3,
+        ranker: SpanRanker | None = None,
     ):
         """Assemble a pipeline from loaded parts (see :meth:`open`).
 
-        With a ``reader`` the learned reader answers (and ``abstainer`` decides whether to
-        trust it); without one, the typed-span extractor and its fitted weights do.
+        With a ``reader`` the learned reader answers: ``ranker`` chooses among its spans
+        with retrieval evidence and abstains (without one, its best span stands and
+        ``abstainer`` decides whether to trust it); without a reader, the typed-span
+        extractor and its fitted weights answer.
         """
         self.store = store
         self.embedder = embedder
@@ -232,6 +236,7 @@ class Pipeline:
         self.reader = reader
         self.abstainer = abstainer or Abstainer.default()
         self.reader_contexts = reader_contexts
+        self.ranker = ranker
         self.retrieve_k = retrieve_k
         self.max_question_chars = max_question_chars
         self.retriever = HybridRetriever(store, rrf_k=rrf_k, mode=mode)
@@ -278,10 +283,13 @@ class Pipeline:
         """
         store = IndexStore.open(index_dir, expect={"embedder": embedder.name}, vectors=vectors)
         embedder.warm_up()
-        abstainer = None
+        abstainer = ranker = None
         if reader is not None:
             reader.warm_up()
             abstainer = Abstainer.from_manifest(reader.manifest.calibration)
+            ranker = SpanRanker.from_manifest(reader.manifest.calibration)
+            if ranker is not None and reader_contexts == 0:
+                reader_contexts = int(reader.manifest.calibration["span_ranker"]["contexts"])
         return cls(
             store,
             embedder,
@@ -292,7 +300,8 @@ class Pipeline:
             max_question_chars=max_question_chars,
             reader=reader,
             abstainer=abstainer,
-            reader_contexts=reader_contexts,
+            reader_contexts=reader_contexts or 3,
+            ranker=ranker,
         )
 
     def warm_up(self) -> None:
@@ -579,6 +588,33 @@ class Pipeline:
             out.append(self._cite(s, s.start, s.end, s.score, tr.query.text))
         return out
 
+    def span_evidence(self, tr: Trace, top: int = TOP_SPANS) -> list[SpanEvidence]:
+        """The reader's best spans, each with what retrieval saw of the sentence holding it."""
+        if tr.reading is None:
+            return []
+        rank = {(s.doc_id, s.start): i for i, s in enumerate(tr.sentences)}
+        q_zh = tr.query.lang == "zh"
+        out = []
+        for sp in tr.reading.spans[:top]:
+            holder = self._sentence_at(tr, sp.doc_id, sp.start)
+            f = holder.features if holder is not None else {}
+            out.append(
+                SpanEvidence(
+                    text=sp.text,
+                    score=sp.score,
+                    null_score=sp.null_score,
+                    context_rank=sp.context_rank,
+                    same_lang=self.store.documents[sp.doc_id].lang.startswith("zh") == q_zh,
+                    dense=f.get("dense_same", 0.0) + f.get("dense_cross", 0.0),
+                    bm25=f.get("bm25", 0.0),
+                    clause=f.get("clause_same", 0.0) + f.get("clause_cross", 0.0),
+                    sentence_rank=(
+                        rank.get((holder.doc_id, holder.start), -1) if holder is not None else -1
+                    ),
+                )
+            )
+        return out
+
     def read_evidence(
         self, tr: Trace
     ) -> tuple[ReadSpan | None, ScoredSentence | None, AbstainFeatures | None]:
@@ -590,11 +626,22 @@ class Pipeline:
         holder = self._sentence_at(tr, best.doc_id, best.start)
         return best, holder, features_of(reading, holder.score if holder else 0.0)
 
+    def choose(self, tr: Trace) -> tuple[ReadSpan | None, ScoredSentence | None, bool, float]:
+        """The span to answer with, the sentence holding it, whether to answer, the confidence."""
+        if self.ranker is None or tr.reading is None:
+            best, holder, f = self.read_evidence(tr)
+            ok, conf = self.abstainer.run(f)
+            return best, holder, ok, conf
+        i, conf = self.ranker.run(self.span_evidence(tr), list(tr.reading.null_scores))
+        if i is None:
+            return None, None, False, conf
+        best = tr.reading.spans[i]
+        return best, self._sentence_at(tr, best.doc_id, best.start), True, conf
+
     def _answer_read(self, tr: Trace, top_k: int, passages: tuple[Hit, ...]) -> Answer:
         """The learned reader's answer, or None with the closest evidence."""
         total = sum(tr.timings.values())
-        best, holder, f = self.read_evidence(tr)
-        ok, conf = self.abstainer.run(f)
+        best, holder, ok, conf = self.choose(tr)
         citations: list[Citation] = []
         seen: set[str] = set()
         if ok and best is not None and holder is not None:

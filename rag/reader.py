@@ -53,6 +53,7 @@ class Reading:
     spans: tuple[ReadSpan, ...]
     null_scores: tuple[float, ...]
     windows: int
+    window_contexts: tuple[int, ...] = ()  # the context rank of each window (of null_scores)
 
 
 class Reader:
@@ -155,7 +156,7 @@ class Reader:
                             )
                         )
         found.sort(key=lambda s: s.score, reverse=True)
-        return Reading(tuple(found), tuple(nulls), len(windows))
+        return Reading(tuple(found), tuple(nulls), len(windows), tuple(c.rank for c in owners))
 
 
 def span_probabilities(reading: Reading) -> np.ndarray:

@@ -93,6 +93,36 @@ def test_put_ask_delete_cycle(client):
     assert client.delete("/v1/documents/jinjiang").status_code == 404
 
 
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_api_writes_never_touch_the_seeds_folder(client, settings):
+    """Written documents live in the data folder; deleting a seed hides it behind a tombstone."""
+    from rag.factory import run_index
+
+    seeds_before = _snapshot(settings.seeds_dir)
+    body = {"text": "Jinjiang makes 30 of every 100 swimsuits in the world."}
+    assert client.put("/v1/documents/jinjiang", json=body).status_code == 201
+    assert (settings.documents_dir / "jinjiang.txt").exists()
+    assert client.delete("/v1/documents/zh_hant").status_code == 204  # a seed
+    assert client.get("/v1/documents/zh_hant").status_code == 404
+    assert client.delete("/v1/documents/zh_hant").status_code == 404
+    assert (settings.documents_dir / ".deleted" / "zh_hant").exists()
+    assert _snapshot(settings.seeds_dir) == seeds_before, "seeds/ is source, never written"
+    # `rag index` (or a restart) sees the same corpus: the written document, not the seed
+    report = run_index(settings, show_progress=False)
+    assert not report.changed
+    # writing the id again brings it back, from the data folder
+    r = client.put("/v1/documents/zh_hant", json={"text": "晉江泳裝產量佔全球三成。"})
+    assert r.status_code == 201
+    assert "晉江" in client.get("/v1/documents/zh_hant").json()["text"]
+    assert client.delete("/v1/documents/zh_hant").status_code == 204
+    assert client.get("/v1/documents/zh_hant").status_code == 404
+    assert not (settings.documents_dir / "zh_hant.txt").exists()
+    assert _snapshot(settings.seeds_dir) == seeds_before
+
+
 @pytest.mark.parametrize(
     "method,path,kwargs,status",
     [

@@ -174,3 +174,44 @@ def test_cli_names_a_mistyped_seeds_folder(tmp_path, fake_index):
     )
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert "nope does not exist" in out.stderr.strip().splitlines()[-1]
+
+
+def test_a_write_reuses_the_work_done_on_other_documents(corpus_dir, fake_index, fake_embedder):
+    """Unchanged documents keep their updated_at and are not cleaned, split or embedded again."""
+    import time
+
+    from index import build
+
+    before = IndexStore.open(fake_index)
+    time.sleep(0.05)
+    calls: list[str] = []
+    real = build._prepare
+
+    def counting(raw, *args):  # type: ignore[no-untyped-def]
+        calls.append(raw.doc_id)
+        return real(raw, *args)
+
+    build._prepare = counting  # type: ignore[assignment]
+    try:
+        (corpus_dir / "added.txt").write_text("Added in 2026: Taiyuan opened 12 new labs.")
+        report = build_index(
+            corpus_dir, fake_index, fake_embedder, chunk_tokens=64, overlap_tokens=16
+        )
+    finally:
+        build._prepare = real  # type: ignore[assignment]
+    assert calls == ["added"], "only the new document is cleaned and split"
+    after = IndexStore.open(fake_index)
+    assert report.documents == len(before.documents) + 1
+    for doc_id, when in before.updated_at.items():
+        assert after.updated_at[doc_id] == when, doc_id
+    assert after.updated_at["added"] > max(before.updated_at.values())
+    # the cached preparation gives exactly what a fresh build gives
+    for p, q in zip(
+        [p for p in after.passages if p.doc_id != "added"], before.passages, strict=True
+    ):
+        assert (p.passage_id, p.start, p.end, p.sentences) == (
+            q.passage_id,
+            q.start,
+            q.end,
+            q.sentences,
+        )

@@ -71,6 +71,7 @@ def test_a_question_over_its_budget_gets_504_json_and_the_server_keeps_serving(b
                 "/v1/chat/completions",
                 {"json": {"messages": [{"role": "user", "content": "Coal?"}]}},
             ),
+            ("PUT", "/v1/documents/slow", {"json": {"text": "Datong opened 12 new labs."}}),
         ):
             r = c.request(method, path, **kw)
             assert r.status_code == 504, (path, r.text)

@@ -125,16 +125,20 @@ def test_learned_reader_on_the_bundled_corpus(real_pipeline):
     from eval.metrics import answer_matches
     from rag.abstain import Abstainer
     from rag.pipeline import Pipeline
+    from rag.rank import SpanRanker
     from rag.reader import Reader
 
     reader = Reader()
     reader.warm_up()
+    calibration = reader.manifest.calibration
     pipeline = Pipeline(
         real_pipeline.store,
         real_pipeline.embedder,
         real_pipeline.weights,
         reader=reader,
-        abstainer=Abstainer.from_manifest(reader.manifest.calibration),
+        abstainer=Abstainer.from_manifest(calibration),
+        ranker=SpanRanker.from_manifest(calibration),
+        reader_contexts=calibration["span_ranker"]["contexts"],
     )
     items = [i for i in load_gold() if i.kind == "en"]
     right = 0

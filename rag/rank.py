@@ -1,0 +1,163 @@
+"""Answer stage: choose among the reader's spans with retrieval evidence, and abstain.
+
+The reader scores spans inside each context on their own; its logits are not comparable
+enough across contexts (a confident span in a passage about a neighbouring topic beats
+the right one in the passage that holds the answer), so reading more passages alone
+makes answers worse. This stage scores each of the reader's ``TOP_SPANS`` best spans
+with a logistic model over the same few generic numbers for every question:
+
+- the span's reader logit, relative to the best span's, and to its window's no-answer logit;
+- its probability among all spans and no-answer options, with its repeats added;
+- how the retrieval saw the sentence holding it: the embedding similarity to the question,
+  its BM25 score (normalised per question), the best clause's similarity, and its rank;
+- which retrieved context it came from, whether that passage is in the question's
+  language, and the span's length.
+
+The best-scored span is chosen; a second logistic model over the chosen span's numbers
+(and its ranker score) gives the probability that it is a right answer, and the answer
+stands when that clears the threshold, chosen where a wrong answer costs
+``WRONG_ANSWER_COST`` times a right one. Both are fitted by ``rag calibrate`` on
+questions the reader never trained on (see :mod:`eval.spanrank`) and stored in the
+reader's manifest.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from index.textnorm import to_simplified
+
+__all__ = ["SPAN_FEATURES", "SpanEvidence", "SpanRanker", "abstain_features", "span_features"]
+
+# How many of the reader's best spans compete.
+TOP_SPANS = 20
+
+SPAN_FEATURES = (
+    "gap",  # span logit - the best span's logit (<= 0)
+    "margin",  # span logit - its window's no-answer logit
+    "prob",  # probability among all spans and no-answer options
+    "mass",  # the same, with the probability of its repeats (same text) added
+    "dense",  # embedding similarity of its sentence to the question
+    "bm25",  # BM25 of its sentence, divided by the question's best
+    "clause",  # best similarity of a clause of its sentence to the question
+    "sentence_rank",  # 1 / (1 + rank of its sentence among the ranked ones); 0 if unranked
+    "context_rank",  # 1 / (1 + rank of its context)
+    "same_lang",  # 1 when its passage is in the question's language
+    "log_chars",  # log(1 + characters)
+)
+
+
+@dataclass(frozen=True)
+class SpanEvidence:
+    """One reader span with what retrieval knows about where it was found."""
+
+    text: str
+    score: float
+    null_score: float
+    context_rank: int
+    same_lang: bool
+    dense: float
+    bm25: float
+    clause: float
+    sentence_rank: int  # -1: the sentence holding it was not among the ranked ones
+
+
+def _key(text: str) -> str:
+    return to_simplified(text).lower().strip()
+
+
+def span_features(spans: list[SpanEvidence], null_scores: list[float]) -> np.ndarray:
+    """The feature matrix (one row a span, columns :data:`SPAN_FEATURES`)."""
+    if not spans:
+        return np.zeros((0, len(SPAN_FEATURES)))
+    scores = np.array([s.score for s in spans], dtype=np.float64)
+    logits = np.concatenate([scores, np.asarray(null_scores, dtype=np.float64)])
+    p = np.exp(logits - logits.max())
+    p = p[: len(spans)] / p.sum()
+    mass: dict[str, float] = {}
+    for s, pi in zip(spans, p, strict=True):
+        mass[_key(s.text)] = mass.get(_key(s.text), 0.0) + float(pi)
+    best = scores.max()
+    rows = [
+        (
+            s.score - best,
+            s.score - s.null_score,
+            float(pi),
+            mass[_key(s.text)],
+            s.dense,
+            s.bm25,
+            s.clause,
+            1.0 / (1 + s.sentence_rank) if s.sentence_rank >= 0 else 0.0,
+            1.0 / (1 + s.context_rank),
+            float(s.same_lang),
+            math.log1p(len(s.text)),
+        )
+        for s, pi in zip(spans, p, strict=True)
+    ]
+    return np.array(rows, dtype=np.float64)
+
+
+def abstain_features(features: np.ndarray, logits: np.ndarray, i: int) -> np.ndarray:
+    """What the abstention model sees of the chosen span ``i``.
+
+    Its ranker logit, its share of the ranker's softmax over the spans, and its own
+    :data:`SPAN_FEATURES` row.
+    """
+    share = np.exp(logits - logits.max())
+    return np.concatenate([[logits[i], share[i] / share.sum()], features[i]])
+
+
+@dataclass(frozen=True)
+class SpanRanker:
+    """Two fitted logistic models: which span is right, and whether to trust the chosen one.
+
+    ``rank_*`` score each span (the highest is chosen); ``abstain_*`` give the probability
+    that the chosen span is a right answer from :func:`abstain_features`, answered when at
+    least ``threshold``.
+    """
+
+    rank_coef: tuple[float, ...]
+    rank_intercept: float
+    abstain_coef: tuple[float, ...]
+    abstain_intercept: float
+    threshold: float
+
+    @classmethod
+    def from_manifest(cls, calibration: dict[str, Any]) -> SpanRanker | None:
+        """The fitted ranker stored in a reader manifest, or None when there is none."""
+        table = (calibration or {}).get("span_ranker") or {}
+        if tuple(table.get("features", ())) != SPAN_FEATURES:
+            return None
+        return cls(
+            tuple(float(c) for c in table["rank_coef"]),
+            float(table["rank_intercept"]),
+            tuple(float(c) for c in table["abstain_coef"]),
+            float(table["abstain_intercept"]),
+            float(table["threshold"]),
+        )
+
+    def logits(self, features: np.ndarray) -> np.ndarray:
+        """The ranker's score of each span (row of :func:`span_features`)."""
+        if not len(features):
+            return np.zeros(0)
+        return features @ np.asarray(self.rank_coef) + self.rank_intercept
+
+    def confidence(self, features: np.ndarray, logits: np.ndarray, i: int) -> float:
+        """Probability that span ``i`` is a right answer."""
+        z = float(abstain_features(features, logits, i) @ np.asarray(self.abstain_coef))
+        z += self.abstain_intercept
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+    def run(self, spans: list[SpanEvidence], null_scores: list[float]) -> tuple[int | None, float]:
+        """``(index of the chosen span, or None to abstain; its confidence)``."""
+        x = span_features(spans, null_scores)
+        if not len(x):
+            return None, 0.0
+        z = self.logits(x)
+        i = int(np.argmax(z))
+        p = self.confidence(x, z, i)
+        return (i if p >= self.threshold else None), p

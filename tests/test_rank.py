@@ -1,0 +1,132 @@
+"""The span ranker: features, choice, abstention, fitting, and the shipped model."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, replace
+
+import numpy as np
+import pytest
+
+from rag.rank import SPAN_FEATURES, SpanEvidence, SpanRanker, span_features
+
+
+def _span(text: str, score: float, **kw: object) -> SpanEvidence:
+    base = SpanEvidence(text, score, 0.0, 0, True, 0.5, 0.5, 0.5, 0)
+    return replace(base, **kw)  # type: ignore[arg-type]
+
+
+def _col(name: str) -> int:
+    return SPAN_FEATURES.index(name)
+
+
+def test_features_are_relative_to_the_question():
+    spans = [
+        _span("268", 9.0),
+        _span("268", 7.0, context_rank=2),
+        _span("BYD", 8.0, sentence_rank=-1),
+    ]
+    x = span_features(spans, [1.0, 2.0])
+    assert x.shape == (3, len(SPAN_FEATURES))
+    assert x[0, _col("gap")] == 0.0 and x[2, _col("gap")] == -1.0
+    assert x[0, _col("margin")] == 9.0
+    assert x[0, _col("mass")] == pytest.approx(x[0, _col("prob")] + x[1, _col("prob")])
+    assert x[:, _col("prob")].sum() < 1.0  # the no-answer options hold the rest
+    assert x[2, _col("sentence_rank")] == 0.0 and x[0, _col("sentence_rank")] == 1.0
+    assert x[1, _col("context_rank")] == pytest.approx(1 / 3)
+    assert span_features([], [0.0]).shape == (0, len(SPAN_FEATURES))
+
+
+def _ranker(on: str, threshold: float = 0.5) -> SpanRanker:
+    coef = tuple(5.0 if n == on else 0.0 for n in SPAN_FEATURES)
+    abstain = tuple([1.0, 0.0] + [0.0] * len(SPAN_FEATURES))  # the chosen span's ranker logit
+    return SpanRanker(coef, 0.0, abstain, 0.0, threshold)
+
+
+def test_ranker_chooses_by_evidence_and_abstains_below_the_threshold():
+    spans = [_span("wrong", 9.0, dense=0.2), _span("right", 6.0, dense=0.9)]
+    i, p = _ranker("dense").run(spans, [0.0])
+    assert spans[i].text == "right" and p > 0.5
+    i, p = _ranker("dense", threshold=0.999).run(spans, [0.0])
+    assert i is None and 0.0 < p < 0.999
+    assert _ranker("dense").run([], [0.0]) == (None, 0.0)
+
+
+def test_manifest_round_trip_and_the_shipped_ranker():
+    import json
+
+    from rag.reader_model import BUNDLED
+
+    assert SpanRanker.from_manifest({}) is None
+    assert SpanRanker.from_manifest({"span_ranker": {"features": ["other"]}}) is None
+    calibration = json.loads(BUNDLED.with_suffix(".json").read_text())["calibration"]
+    shipped = SpanRanker.from_manifest(calibration)
+    assert shipped is not None, "rag calibrate stores the span ranker in the reader manifest"
+    assert len(shipped.rank_coef) == len(SPAN_FEATURES)
+    assert len(shipped.abstain_coef) == len(SPAN_FEATURES) + 2
+    assert 0.0 < shipped.threshold < 1.0
+    assert calibration["span_ranker"]["contexts"] >= 1
+
+
+def _records(n: int, seed: int = 3) -> list[dict]:
+    """Questions whose right span has the best evidence but not the best reader logit."""
+    rng = random.Random(seed)
+    out = []
+    for q in range(n):
+        spans, labels = [], []
+        right = rng.randrange(4)
+        for k in range(4):
+            dense = 0.8 + 0.1 * rng.random() if k == right else 0.3 + 0.3 * rng.random()
+            spans.append(_span(f"s{q}-{k}", 5.0 + 3 * rng.random(), dense=dense, context_rank=k))
+            labels.append(k == right)
+        out.append(
+            {
+                "source": "public",
+                "title": f"t{q % 3}",
+                "qlang": "en",
+                "spans": [asdict(s) for s in spans],
+                "labels": labels,
+                "nulls": [0.0, 0.0],
+                "null_contexts": [0, 1],
+            }
+        )
+    for q in range(n // 3):  # unanswerable: nothing stands out
+        spans = [_span(f"u{q}-{k}", 3.0 * rng.random(), dense=0.2) for k in range(4)]
+        out.append(
+            {
+                "source": "unanswerable",
+                "title": f"t{q % 3}",
+                "qlang": "en",
+                "spans": [asdict(s) for s in spans],
+                "labels": [False] * 4,
+                "nulls": [2.0],
+            }
+        )
+    for q in range(20):
+        rec = dict(out[q], source="dev", kind="en" if q % 2 else "none")
+        if q % 2 == 0:
+            rec["labels"] = [False] * 4
+        out.append(rec)
+    return out
+
+
+def test_fitting_learns_from_evidence_and_reports_held_out_figures():
+    from eval.spanrank import evaluate, fit_abstainer, fit_and_report, fit_ranker
+
+    records = _records(90)
+    ranker = fit_ranker(records, contexts=6)
+    assert ranker[0][_col("dense")] > 0, "the evidence column carries the choice"
+    coef, icpt, cut = fit_abstainer(records, ranker, contexts=6)
+    assert len(coef) == len(SPAN_FEATURES) + 2 and 0.0 <= cut <= 1.0
+    figures = evaluate(records, contexts=6)
+    assert figures["public_cv"]["chosen_right_en"] > figures["public_cv"]["reader_first_right_en"]
+    assert figures["public_cv"]["chosen_right_en"] >= 0.9
+    assert set(figures["dev_cv"]) >= {"accuracy", "en", "none"}
+    chosen, results = fit_and_report(records, candidates=(2, 4))
+    assert chosen in (2, 4) and set(results) == {2, 4}
+    # fewer contexts: spans (and no-answer windows) of later contexts drop out
+    from eval.spanrank import _matrix
+
+    x, y = _matrix(records[0], 2)
+    assert len(x) == 2 and len(y) == 2
+    assert np.isfinite(x).all()
