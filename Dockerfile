@@ -12,6 +12,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     HF_HUB_OFFLINE=1 \
     RAG_SEEDS_DIR=/data/seeds \
     RAG_INDEX_DIR=/data/index \
+    RAG_DATA_DIR=/data/documents \
     RAG_HOST=0.0.0.0 \
     RAG_PORT=8000
 
@@ -36,7 +37,7 @@ RUN set -e; extras="$EXTRAS"; \
     pip install ".${extras:+[$extras]}"
 
 COPY --chown=app:app seeds /data/seeds
-RUN mkdir -p /data/index && chown -R app:app /data
+RUN mkdir -p /data/index /data/documents && chown -R app:app /data
 USER 10001
 # Build the index into the image so the container is ready at once (a mounted /data replaces it).
 RUN rag index

@@ -43,8 +43,11 @@ def article(rng: random.Random, pool: list[str] | None = None, sentences: int = 
     return f"Report {rng.randint(0, 10**9)}\n\n" + " ".join(body)
 
 
-def run_size(size: int, *, rounds: int, seed: int = 7) -> dict[str, Any]:
-    """Build a corpus of ``size`` articles, then time ``rounds`` PUTs and DELETEs."""
+def run_size(size: int, *, rounds: int, sentences: int = 45, seed: int = 7) -> dict[str, Any]:
+    """Build a corpus of ``size`` articles, then time ``rounds`` PUTs and DELETEs.
+
+    ``sentences``: per article (45 make about 1,000 words).
+    """
     from api.service import Service
     from rag.config import get_settings
 
@@ -54,8 +57,10 @@ def run_size(size: int, *, rounds: int, seed: int = 7) -> dict[str, Any]:
         seeds, index = Path(tmp) / "seeds", Path(tmp) / "index"
         seeds.mkdir()
         for i in range(size):
-            (seeds / f"base-{i:05d}.txt").write_text(article(rng, pool))
-        settings = get_settings().model_copy(update={"seeds_dir": seeds, "index_dir": index})
+            (seeds / f"base-{i:05d}.txt").write_text(article(rng, pool, sentences))
+        settings = get_settings().model_copy(
+            update={"seeds_dir": seeds, "index_dir": index, "data_dir": Path(tmp) / "data"}
+        )
         service = Service(settings)
         t0 = time.perf_counter()
         service.start()
@@ -63,7 +68,7 @@ def run_size(size: int, *, rounds: int, seed: int = 7) -> dict[str, Any]:
         rss_before = rss_mb()
         puts, deletes = [], []
         for r in range(rounds):
-            text = article(rng)
+            text = article(rng, None, sentences)
             t0 = time.perf_counter()
             service.put_document(f"new-{r}", text, None, None)
             puts.append(time.perf_counter() - t0)
@@ -83,12 +88,12 @@ def run_size(size: int, *, rounds: int, seed: int = 7) -> dict[str, Any]:
         }
 
 
-def run(sizes: list[int], *, rounds: int = 5) -> dict[str, Any]:
+def run(sizes: list[int], *, rounds: int = 5, sentences: int = 45) -> dict[str, Any]:
     """Every size, smallest first, and the growth ratios of the largest against the smallest."""
     rows = []
     for size in sorted(sizes):
         log.info("write benchmark: corpus of %d articles", size)
-        rows.append(run_size(size, rounds=rounds))
+        rows.append(run_size(size, rounds=rounds, sentences=sentences))
     small, large = rows[0], rows[-1]
     return {
         "sizes": rows,
@@ -96,6 +101,7 @@ def run(sizes: list[int], *, rounds: int = 5) -> dict[str, Any]:
         "delete_p50_s": large["delete_p50_s"],
         "put_growth_ratio": round(large["put_p50_s"] / max(small["put_p50_s"], 1e-9), 2),
         "rounds": rounds,
+        "sentences_per_article": sentences,
         "max_rss_mb": round(rss_mb(peak=True), 1),
         "targets": {"put_p50_s@2000": 1.5, "put_growth_ratio(2000/20)": 2, "delete_p50_s": 0.5},
         **machine(),

@@ -284,7 +284,11 @@ def corpus_pipeline(settings: Any, rows: list[Row], folder: Path) -> Any:
 
     write_corpus(rows, folder / "seeds")
     local = settings.model_copy(
-        update={"seeds_dir": folder / "seeds", "index_dir": folder / "index"}
+        update={
+            "seeds_dir": folder / "seeds",
+            "index_dir": folder / "index",
+            "data_dir": folder / "data",  # never the user's API-written documents
+        }
     )
     run_index(local, show_progress=False)
     return load_pipeline(local)

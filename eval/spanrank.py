@@ -54,6 +54,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 CONTEXTS = 6  # passages read per question while collecting; the fit may choose fewer
 UNANSWERABLE = 150  # public questions asked of the bundled corpus
+ON_TOPIC_ROUNDS = 2  # corpora with paragraphs left out (unanswerable questions on topic)
 
 
 def _is_zh(text: str) -> bool:
@@ -110,7 +111,9 @@ def collect(settings: Any, dataset: Path, *, seed: int = 13) -> list[dict[str, A
         rec = _row(bundled, q["q"])
         rec["labels"] = [False] * len(rec["spans"])
         records.append({"source": "unanswerable", "title": q["title"], "qlang": key[1], **rec})
-    return records + collect_on_topic(local, rows, questions, seed=seed)
+    for k in range(ON_TOPIC_ROUNDS):  # each round leaves out other paragraphs
+        records += collect_on_topic(local, rows, questions, seed=seed + k)
+    return records
 
 
 def collect_on_topic(
@@ -151,7 +154,12 @@ def collect_on_topic(
             rec = _row(pipeline, q["q"])
             rec["labels"] = [False] * len(rec["spans"])
             out.append(
-                {"source": "unanswerable", "on_topic": True, "title": q["title"], "qlang": lang}
+                {
+                    "source": "unanswerable",
+                    "on_topic": seed,
+                    "title": q["title"],
+                    "qlang": lang,
+                }
                 | rec
             )
     log.info("span ranker data: %d on-topic unanswerable questions", len(out))

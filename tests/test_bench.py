@@ -58,6 +58,19 @@ def test_scale_bench_small_recall_and_speed():
     assert ivf["recall_at_10"] >= 0.9
 
 
+@pytest.mark.slow
+def test_writes_bench_puts_and_deletes_through_the_service(monkeypatch):
+    from bench import writes
+
+    monkeypatch.setenv("RAG_READER", "rules")  # the write path is measured, not answers
+    figures = writes.run([1, 3], rounds=1, sentences=4)
+    small, large = figures["sizes"]
+    assert (small["articles"], large["articles"]) == (1, 3)
+    assert large["passages"] > small["passages"] > 0
+    assert figures["put_p50_s"] > 0 and figures["delete_p50_s"] > 0
+    assert figures["put_growth_ratio"] > 0
+
+
 def test_record_appends_a_dated_row(tmp_path: Path):
     log = tmp_path / "RESULTS.md"
     record("query", {"p50_ms": 1.0, "nested": {"x": 1}}, path=log, command="rag bench query")
