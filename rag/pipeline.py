@@ -45,7 +45,7 @@ from rag.match import (
 )
 from rag.model import AnswerWeights
 from rag.query import analyze
-from rag.rank import TOP_SPANS, SpanEvidence, SpanRanker
+from rag.rank import TOP_SPANS, SpanEvidence, SpanRanker, number_agreement
 from rag.reader import Context, Reader, Reading, ReadSpan
 from rag.retrieve import HybridRetriever, Mode, query_terms
 from rag.types import Answer, Candidate, Citation, Hit, Query, ScoredSentence
@@ -594,10 +594,12 @@ class Pipeline:
             return []
         rank = {(s.doc_id, s.start): i for i, s in enumerate(tr.sentences)}
         q_zh = tr.query.lang == "zh"
+        stated = tuple(dict.fromkeys(tr.query.years + tr.query.numbers))
         out = []
         for sp in tr.reading.spans[:top]:
             holder = self._sentence_at(tr, sp.doc_id, sp.start)
             f = holder.features if holder is not None else {}
+            matched, missed = number_agreement(stated, holder.text if holder else sp.text)
             out.append(
                 SpanEvidence(
                     text=sp.text,
@@ -611,6 +613,8 @@ class Pipeline:
                     sentence_rank=(
                         rank.get((holder.doc_id, holder.start), -1) if holder is not None else -1
                     ),
+                    numbers_matched=matched,
+                    numbers_missed=missed,
                 )
             )
         return out

@@ -11,7 +11,8 @@ with a logistic model over the same few generic numbers for every question:
 - how the retrieval saw the sentence holding it: the embedding similarity to the question,
   its BM25 score (normalised per question), the best clause's similarity, and its rank;
 - which retrieved context it came from, whether that passage is in the question's
-  language, and the span's length.
+  language, and the span's length;
+- whether its sentence states the numbers the question states (a year, a count).
 
 The best-scored span is chosen; a second logistic model over the chosen span's numbers
 (and its ranker score) gives the probability that it is a right answer, and the answer
@@ -24,6 +25,7 @@ reader's manifest.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,7 +33,14 @@ import numpy as np
 
 from index.textnorm import to_simplified
 
-__all__ = ["SPAN_FEATURES", "SpanEvidence", "SpanRanker", "abstain_features", "span_features"]
+__all__ = [
+    "SPAN_FEATURES",
+    "SpanEvidence",
+    "SpanRanker",
+    "abstain_features",
+    "number_agreement",
+    "span_features",
+]
 
 # How many of the reader's best spans compete.
 TOP_SPANS = 20
@@ -48,6 +57,8 @@ SPAN_FEATURES = (
     "context_rank",  # 1 / (1 + rank of its context)
     "same_lang",  # 1 when its passage is in the question's language
     "log_chars",  # log(1 + characters)
+    "numbers_matched",  # share of the numbers the question states (years...) in its sentence
+    "numbers_missed",  # share of them its sentence does not state (0 when none are stated)
 )
 
 
@@ -64,6 +75,22 @@ class SpanEvidence:
     bm25: float
     clause: float
     sentence_rank: int  # -1: the sentence holding it was not among the ranked ones
+    numbers_matched: float = 0.0
+    numbers_missed: float = 0.0
+
+
+def number_agreement(question_numbers: tuple[str, ...], sentence: str) -> tuple[float, float]:
+    """``(matched, missed)``: shares of the question's numbers its evidence sentence states.
+
+    A question that states a year or a count ("at end-2024", "in 1883") expects evidence
+    stating the same; both shares are 0 when the question states no number.
+    """
+    asked = set(question_numbers)
+    if not asked:
+        return 0.0, 0.0
+    found = set(re.findall(r"\d+(?:\.\d+)?", sentence))
+    matched = len(asked & found) / len(asked)
+    return matched, 1.0 - matched
 
 
 def _key(text: str) -> str:
@@ -95,6 +122,8 @@ def span_features(spans: list[SpanEvidence], null_scores: list[float]) -> np.nda
             1.0 / (1 + s.context_rank),
             float(s.same_lang),
             math.log1p(len(s.text)),
+            s.numbers_matched,
+            s.numbers_missed,
         )
         for s, pi in zip(spans, p, strict=True)
     ]

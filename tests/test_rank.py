@@ -130,3 +130,13 @@ def test_fitting_learns_from_evidence_and_reports_held_out_figures():
     x, y = _matrix(records[0], 2)
     assert len(x) == 2 and len(y) == 2
     assert np.isfinite(x).all()
+
+
+def test_number_agreement_of_the_evidence_sentence():
+    from rag.rank import number_agreement
+
+    assert number_agreement((), "In 2022 there were 37.") == (0.0, 0.0)
+    assert number_agreement(("2024",), "截至2024年底,數量達到268座。") == (1.0, 0.0)
+    assert number_agreement(("2024",), "By the end of 2022 there were 37.") == (0.0, 1.0)
+    assert number_agreement(("1883", "3"), "In 1883 he founded it.") == (0.5, 0.5)
+    assert number_agreement(("20",), "It grew 2024-fold.") == (0.0, 1.0)  # whole numbers only
