@@ -267,6 +267,7 @@ def evaluate(
                         reader=pipeline.reader,
                         abstainer=pipeline.abstainer,
                         reader_contexts=pipeline.reader_contexts,
+                        ranker=pipeline.ranker,
                     )
                     result["baselines"][name] = summarize(run_inprocess(base, items, tick))
     result["overall"] = summarize(outcomes)
