@@ -39,6 +39,7 @@ from eval.calibrate import NONE_SHARE, RIGHT_F1, best_threshold, fit_logistic
 from eval.gold import load_gold
 from eval.metrics import answer_matches, qa_scores
 from eval.public import corpus_pipeline, load_split
+from index.textnorm import is_cjk
 from rag.abstain import WRONG_ANSWER_COST
 from rag.rank import SPAN_FEATURES, SpanEvidence, abstain_features, span_features
 
@@ -58,7 +59,7 @@ ON_TOPIC_ROUNDS = 2  # corpora with paragraphs left out (unanswerable questions 
 
 
 def _is_zh(text: str) -> bool:
-    return any("\u4e00" <= c <= "\u9fff" for c in text)
+    return any(is_cjk(c) for c in text)
 
 
 def _right_public(text: str, answers: set[str]) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from index.textnorm import to_simplified
+from rag.rank import answer_key
 from rag.reader import Reading, span_probabilities
 
 __all__ = ["AbstainFeatures", "Abstainer", "WRONG_ANSWER_COST", "features_of"]
@@ -45,18 +45,16 @@ class AbstainFeatures:
 FEATURE_NAMES = tuple(f.name for f in fields(AbstainFeatures))
 
 
-def _key(text: str) -> str:
-    return to_simplified(text).lower().strip()
-
-
 def features_of(reading: Reading, sentence_score: float) -> AbstainFeatures | None:
     """The features of a reading's best span (None when it found no span)."""
     if not reading.spans:
         return None
     best = reading.spans[0]
     probs = span_probabilities(reading)
-    key = _key(best.text)
-    mass = sum(float(p) for s, p in zip(reading.spans, probs, strict=True) if _key(s.text) == key)
+    key = answer_key(best.text)
+    mass = sum(
+        float(p) for s, p in zip(reading.spans, probs, strict=True) if answer_key(s.text) == key
+    )
     return AbstainFeatures(
         margin=best.score - best.null_score,
         margin_all=best.score - min(reading.null_scores),

@@ -38,6 +38,7 @@ __all__ = [
     "SpanEvidence",
     "SpanRanker",
     "abstain_features",
+    "answer_key",
     "number_agreement",
     "span_features",
 ]
@@ -93,7 +94,8 @@ def number_agreement(question_numbers: tuple[str, ...], sentence: str) -> tuple[
     return matched, 1.0 - matched
 
 
-def _key(text: str) -> str:
+def answer_key(text: str) -> str:
+    """An answer's text folded for "the same answer" (script, case, outer spaces)."""
     return to_simplified(text).lower().strip()
 
 
@@ -107,14 +109,14 @@ def span_features(spans: list[SpanEvidence], null_scores: list[float]) -> np.nda
     p = p[: len(spans)] / p.sum()
     mass: dict[str, float] = {}
     for s, pi in zip(spans, p, strict=True):
-        mass[_key(s.text)] = mass.get(_key(s.text), 0.0) + float(pi)
+        mass[answer_key(s.text)] = mass.get(answer_key(s.text), 0.0) + float(pi)
     best = scores.max()
     rows = [
         (
             s.score - best,
             s.score - s.null_score,
             float(pi),
-            mass[_key(s.text)],
+            mass[answer_key(s.text)],
             s.dense,
             s.bm25,
             s.clause,
