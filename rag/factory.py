@@ -114,6 +114,7 @@ def run_index(  # type: ignore[no-untyped-def]
                 chunk_tokens=settings.chunk_tokens,
                 overlap_tokens=settings.overlap_tokens,
                 encoding=settings.tokenizer,
+                clauses=settings.index_clauses,
                 vectors=settings.vector_config(),
                 max_document_bytes=settings.max_document_bytes,
                 rebuild=rebuild,

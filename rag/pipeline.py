@@ -288,8 +288,16 @@ class Pipeline:
             reader.warm_up()
             abstainer = Abstainer.from_manifest(reader.manifest.calibration)
             ranker = SpanRanker.from_manifest(reader.manifest.calibration)
+            fitted = reader.manifest.calibration.get("span_ranker") or {}
             if ranker is not None and reader_contexts == 0:
-                reader_contexts = int(reader.manifest.calibration["span_ranker"]["contexts"])
+                reader_contexts = int(fitted["contexts"])
+            if ranker is not None and fitted.get("embedder") not in (None, embedder.name):
+                log.warning(
+                    "the span ranker was calibrated with the embedder %s, the index is %s: its "
+                    "similarity features differ, so answers may be worse; run `rag calibrate`",
+                    fitted["embedder"],
+                    embedder.name,
+                )
         return cls(
             store,
             embedder,
@@ -609,7 +617,6 @@ class Pipeline:
                     same_lang=self.store.documents[sp.doc_id].lang.startswith("zh") == q_zh,
                     dense=f.get("dense_same", 0.0) + f.get("dense_cross", 0.0),
                     bm25=f.get("bm25", 0.0),
-                    clause=f.get("clause_same", 0.0) + f.get("clause_cross", 0.0),
                     sentence_rank=(
                         rank.get((holder.doc_id, holder.start), -1) if holder is not None else -1
                     ),

@@ -9,7 +9,7 @@ with a logistic model over the same few generic numbers for every question:
 - the span's reader logit, relative to the best span's, and to its window's no-answer logit;
 - its probability among all spans and no-answer options, with its repeats added;
 - how the retrieval saw the sentence holding it: the embedding similarity to the question,
-  its BM25 score (normalised per question), the best clause's similarity, and its rank;
+  its BM25 score (normalised per question), and its rank;
 - which retrieved context it came from, whether that passage is in the question's
   language, and the span's length;
 - whether its sentence states the numbers the question states (a year, a count).
@@ -53,7 +53,6 @@ SPAN_FEATURES = (
     "mass",  # the same, with the probability of its repeats (same text) added
     "dense",  # embedding similarity of its sentence to the question
     "bm25",  # BM25 of its sentence, divided by the question's best
-    "clause",  # best similarity of a clause of its sentence to the question
     "sentence_rank",  # 1 / (1 + rank of its sentence among the ranked ones); 0 if unranked
     "context_rank",  # 1 / (1 + rank of its context)
     "same_lang",  # 1 when its passage is in the question's language
@@ -74,7 +73,6 @@ class SpanEvidence:
     same_lang: bool
     dense: float
     bm25: float
-    clause: float
     sentence_rank: int  # -1: the sentence holding it was not among the ranked ones
     numbers_matched: float = 0.0
     numbers_missed: float = 0.0
@@ -119,7 +117,6 @@ def span_features(spans: list[SpanEvidence], null_scores: list[float]) -> np.nda
             mass[answer_key(s.text)],
             s.dense,
             s.bm25,
-            s.clause,
             1.0 / (1 + s.sentence_rank) if s.sentence_rank >= 0 else 0.0,
             1.0 / (1 + s.context_rank),
             float(s.same_lang),

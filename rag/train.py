@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from index.errors import ConfigError
 from index.textnorm import to_simplified
 from rag.e5 import E5Tokenizer, E5Weights
 from rag.reader_model import (
@@ -37,6 +38,7 @@ from rag.reader_model import (
     as_batch,
     build_reader,
     file_sha256,
+    load_reader,
     save_reader,
 )
 from rag.windows import MAX_ANSWER_TOKENS, Window, best_spans, make_windows, question_ids
@@ -60,6 +62,7 @@ class TrainConfig:
     hard_negatives: float = 0.3  # windows without the answer, per question
     other_article_negatives: float = 0.1  # questions paired with another article's context
     simplified_copies: float = 0.5  # traditional examples shown in simplified script
+    cross_copies: int = 0  # extra copies of each cross-lingual question (question_lang != lang)
     checkpoint_every: int = 50
     max_minutes: float = 0.0  # 0 = no limit; the run stops, saves and can resume
     max_examples: int = 0  # 0 = all (a smoke test uses a few)
@@ -170,6 +173,7 @@ def train_reader(
     config: TrainConfig | None = None,
     valid_per_set: int = 150,
     progress: Progress | None = None,
+    init: Path | None = None,
 ) -> ReaderManifest:
     """Train (or resume) the reader and save its weights and manifest to ``out``.
 
@@ -182,6 +186,8 @@ def train_reader(
         valid_per_set: valid questions scored per data set and direction (reader alone,
             gold paragraph given) for the manifest.
         progress: called with ``(step, total_steps, loss)``.
+        init: trained reader weights to start from (a second stage: fine-tuning with other
+            settings); None trains from the base model. The architecture must match.
     """
     rc, tc = reader_config or ReaderConfig(), config or TrainConfig()
     torch.manual_seed(tc.seed)
@@ -190,6 +196,7 @@ def train_reader(
     rows = load_rows(data, "train")
     if tc.max_examples:
         rows = random.Random(tc.seed).sample(rows, min(tc.max_examples, len(rows)))
+    rows += [r for r in rows if r.get("question_lang", r["lang"]) != r["lang"]] * tc.cross_copies
     t0 = time.monotonic()
     examples = build_examples(rows, tok, rc, tc)
     log.info(
@@ -199,6 +206,12 @@ def train_reader(
         time.monotonic() - t0,
     )
     model = build_reader(weights, rc)
+    if init is not None:
+        start_from, _ = load_reader(weights, init)
+        if start_from.config != rc:
+            raise ConfigError(f"reader {init} has another architecture than {rc}")
+        model.load_state_dict(start_from.trained_state(), strict=False)
+        log.info("fine-tuning from %s", init)
     head = list(model.head.parameters())
     rest = [p for n, p in model.named_parameters() if p.requires_grad and not n.startswith("head")]
     opt = torch.optim.AdamW(
@@ -273,6 +286,7 @@ def train_reader(
             "files": [p.name for p in data],
             "train_questions": len(rows),
             "train_windows": len(examples),
+            "init": None if init is None else f"{init.name} sha256 {file_sha256(init)}",
         },
         hyper_parameters={**asdict(tc), "steps": step, "total_steps": total},
         valid=valid,
@@ -307,6 +321,8 @@ def reader_scores(
     """Reader-alone EM/F1 on valid rows (gold context given), per data set and direction."""
     from eval.metrics import qa_scores
 
+    if per_set <= 0:
+        return {}
     rows = load_rows(data, "valid")
     groups: dict[str, list[dict[str, Any]]] = {}
     for r in rows:

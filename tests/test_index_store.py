@@ -215,3 +215,15 @@ def test_a_write_reuses_the_work_done_on_other_documents(corpus_dir, fake_index,
             q.end,
             q.sentences,
         )
+
+
+def test_clause_vectors_are_optional(corpus_dir, tmp_path, fake_embedder):
+    kw = {"chunk_tokens": 64, "overlap_tokens": 16}
+    with_clauses = build_index(corpus_dir, tmp_path / "a", fake_embedder, clauses=True, **kw)
+    without = build_index(corpus_dir, tmp_path / "b", fake_embedder, clauses=False, **kw)
+    assert without.sentences == with_clauses.sentences
+    assert without.embedded < with_clauses.embedded
+    store = IndexStore.open(tmp_path / "b")
+    assert store.manifest["clauses"] == 0 and not store.clauses_by_sentence
+    assert store.clause_vectors is not None and len(store.clause_vectors) == 0
+    assert IndexStore.open(tmp_path / "a").manifest["clauses"] > 0

@@ -12,7 +12,7 @@ from rag.rank import SPAN_FEATURES, SpanEvidence, SpanRanker, span_features
 
 
 def _span(text: str, score: float, **kw: object) -> SpanEvidence:
-    base = SpanEvidence(text, score, 0.0, 0, True, 0.5, 0.5, 0.5, 0)
+    base = SpanEvidence(text, score, 0.0, 0, True, 0.5, 0.5, 0)
     return replace(base, **kw)  # type: ignore[arg-type]
 
 

@@ -28,6 +28,12 @@ def _env(tmp_path: Path, corpus_dir: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def _rag(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*RAG, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
 @pytest.fixture(params=["open", "keyed"])
 def server(request, tmp_path, corpus_dir):
     extra = {"RAG_API_KEYS": "k-123"} if request.param == "keyed" else {}
@@ -91,6 +97,22 @@ def test_eval_against_the_server(server, tmp_path):
     assert result["mode"] == "http" and result["overall"]["questions"] == 4
 
 
+def test_cli_ask_uses_a_running_server(server, tmp_path):
+    base, _, mode = server
+    host, port = base.removeprefix("http://").split(":")
+    env = dict(os.environ, RAG_HOST=host, RAG_PORT=port, RAG_LOG_LEVEL="INFO")
+    env["RAG_INDEX_DIR"] = str(tmp_path / "no-index-here")  # the server's index answers
+    if mode == "keyed":
+        env["RAG_API_KEYS"] = "k-123"
+    out = _rag(env, "ask", "Who is the chairman of Huawei Coal Mine Corps?", "--json")
+    assert out.returncode == 0, out.stderr
+    assert set(json.loads(out.stdout)) >= {"answer", "citations", "confidence"}
+    assert "loading the index here" not in out.stderr
+    bad = _rag(env, "ask", "x" * 100_000)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.strip().splitlines()[-1].startswith("error: the server refused")
+
+
 def test_cli_index_ask_and_errors(tmp_path, corpus_dir):
     env = _env(tmp_path, corpus_dir)
     first = subprocess.run(
@@ -102,7 +124,13 @@ def test_cli_index_ask_and_errors(tmp_path, corpus_dir):
     )
     assert "nothing re-embedded" in again.stdout
     ask = subprocess.run(
-        [*RAG, "ask", "How many flange forging enterprises does Dingxiang County have?", "--json"],
+        [
+            *RAG,
+            "ask",
+            "How many flange forging enterprises does Dingxiang County have?",
+            "--json",
+            "--local",
+        ],
         cwd=ROOT,
         env=env,
         capture_output=True,
