@@ -205,7 +205,7 @@ def _fit_and_store(
     }
     manifest_path = path.with_suffix(".json")
     manifest = json.loads(manifest_path.read_text())
-    kept = {k: v for k, v in manifest.get("calibration", {}).items() if k == "span_ranker"}
+    kept = {k: v for k, v in manifest.get("calibration", {}).items() if k.startswith("span_ranker")}
     manifest["calibration"] = {
         **kept,
         "features": list(FEATURE_NAMES),

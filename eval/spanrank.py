@@ -41,7 +41,7 @@ from eval.metrics import answer_matches, qa_scores
 from eval.public import corpus_pipeline, load_split
 from index.textnorm import is_cjk
 from rag.abstain import WRONG_ANSWER_COST
-from rag.rank import SPAN_FEATURES, SpanEvidence, abstain_features, span_features
+from rag.rank import SPAN_FEATURES, SpanEvidence, abstain_features, ranker_key, span_features
 
 __all__ = [
     "CONTEXTS",
@@ -342,7 +342,8 @@ def run_span_calibration(
     """Collect (or reuse) the records, fit, report, and store the ranker in the manifest."""
     from rag.reader_model import BUNDLED
 
-    cache = settings.index_dir.parent / "spanrank.json"
+    key = ranker_key(settings.reader_int8)
+    cache = settings.index_dir.parent / f"{key.replace('span_ranker', 'spanrank')}.json"
     if reuse and cache.exists():
         records = json.loads(cache.read_text())
     else:
@@ -355,7 +356,7 @@ def run_span_calibration(
     figures = {str(k): v for k, v in results.items()}
     manifest_path = (weights or BUNDLED).with_suffix(".json")
     manifest = json.loads(manifest_path.read_text())
-    manifest.setdefault("calibration", {})["span_ranker"] = {
+    manifest.setdefault("calibration", {})[key] = {
         "features": list(SPAN_FEATURES),
         "rank_coef": [round(float(c), 6) for c in ranker[0]],
         "rank_intercept": round(ranker[1], 6),
@@ -370,5 +371,5 @@ def run_span_calibration(
         "figures": figures,
     }
     manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-    log.info("span ranker written to %s (contexts %d)", manifest_path, chosen)
+    log.info("%s written to %s (contexts %d)", key, manifest_path, chosen)
     return {"contexts": chosen, "figures": figures}

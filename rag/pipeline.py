@@ -45,7 +45,7 @@ from rag.match import (
 )
 from rag.model import AnswerWeights
 from rag.query import analyze
-from rag.rank import TOP_SPANS, SpanEvidence, SpanRanker, number_agreement
+from rag.rank import TOP_SPANS, SpanEvidence, SpanRanker, number_agreement, ranker_key
 from rag.reader import Context, Reader, Reading, ReadSpan
 from rag.retrieve import HybridRetriever, Mode, query_terms
 from rag.types import Answer, Candidate, Citation, Hit, Query, ScoredSentence
@@ -287,8 +287,16 @@ class Pipeline:
         if reader is not None:
             reader.warm_up()
             abstainer = Abstainer.from_manifest(reader.manifest.calibration)
-            ranker = SpanRanker.from_manifest(reader.manifest.calibration)
-            fitted = reader.manifest.calibration.get("span_ranker") or {}
+            key = ranker_key(reader.int8)
+            ranker = SpanRanker.from_manifest(reader.manifest.calibration, key)
+            if ranker is None and reader.int8:
+                log.warning(
+                    "no span ranker calibrated on int8 logits (run `RAG_READER_INT8=1 rag "
+                    "calibrate`): using the fp32 one, answers will be worse"
+                )
+                key = ranker_key(False)
+                ranker = SpanRanker.from_manifest(reader.manifest.calibration, key)
+            fitted = reader.manifest.calibration.get(key) or {}
             if ranker is not None and reader_contexts == 0:
                 reader_contexts = int(fitted["contexts"])
             if ranker is not None and fitted.get("embedder") not in (None, embedder.name):

@@ -40,6 +40,7 @@ __all__ = [
     "abstain_features",
     "answer_key",
     "number_agreement",
+    "ranker_key",
     "span_features",
 ]
 
@@ -90,6 +91,14 @@ def number_agreement(question_numbers: tuple[str, ...], sentence: str) -> tuple[
     found = set(re.findall(r"\d+(?:\.\d+)?", sentence))
     matched = len(asked & found) / len(asked)
     return matched, 1.0 - matched
+
+
+def ranker_key(int8: bool) -> str:
+    """The reader manifest's calibration entry for a reader run in fp32 or in int8.
+
+    Int8 weights shift the logits the features are made of, so each has its own fit.
+    """
+    return "span_ranker_int8" if int8 else "span_ranker"
 
 
 def answer_key(text: str) -> str:
@@ -155,9 +164,11 @@ class SpanRanker:
     threshold: float
 
     @classmethod
-    def from_manifest(cls, calibration: dict[str, Any]) -> SpanRanker | None:
+    def from_manifest(
+        cls, calibration: dict[str, Any], key: str = "span_ranker"
+    ) -> SpanRanker | None:
         """The fitted ranker stored in a reader manifest, or None when there is none."""
-        table = (calibration or {}).get("span_ranker") or {}
+        table = (calibration or {}).get(key) or {}
         if tuple(table.get("features", ())) != SPAN_FEATURES:
             return None
         return cls(

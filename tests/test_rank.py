@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import asdict, replace
 
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from rag.rank import SPAN_FEATURES, SpanEvidence, SpanRanker, span_features
+from rag.reader_model import BUNDLED
 
 
 def _span(text: str, score: float, **kw: object) -> SpanEvidence:
@@ -53,10 +55,6 @@ def test_ranker_chooses_by_evidence_and_abstains_below_the_threshold():
 
 
 def test_manifest_round_trip_and_the_shipped_ranker():
-    import json
-
-    from rag.reader_model import BUNDLED
-
     assert SpanRanker.from_manifest({}) is None
     assert SpanRanker.from_manifest({"span_ranker": {"features": ["other"]}}) is None
     calibration = json.loads(BUNDLED.with_suffix(".json").read_text())["calibration"]
@@ -140,3 +138,31 @@ def test_number_agreement_of_the_evidence_sentence():
     assert number_agreement(("2024",), "By the end of 2022 there were 37.") == (0.0, 1.0)
     assert number_agreement(("1883", "3"), "In 1883 he founded it.") == (0.5, 0.5)
     assert number_agreement(("20",), "It grew 2024-fold.") == (0.0, 1.0)  # whole numbers only
+
+
+def _stub_reader(calibration: dict, int8: bool = False):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        manifest=SimpleNamespace(calibration=calibration), int8=int8, warm_up=lambda: None
+    )
+
+
+def test_pipeline_picks_the_ranker_of_its_precision_and_warns_on_mismatch(
+    fake_index, fake_embedder, caplog
+):
+    from rag.pipeline import Pipeline
+    from rag.rank import ranker_key
+
+    calibration = json.loads(BUNDLED.with_suffix(".json").read_text())["calibration"]
+    fp32 = dict(calibration[ranker_key(False)], embedder=fake_embedder.name)
+    int8 = dict(fp32, threshold=0.123)
+    both = {ranker_key(False): fp32, ranker_key(True): int8}
+    pipeline = Pipeline.open(fake_index, fake_embedder, reader=_stub_reader(both, int8=True))
+    assert pipeline.ranker is not None and pipeline.ranker.threshold == 0.123
+    assert not caplog.records
+    only_fp32 = {ranker_key(False): dict(fp32, embedder="another-model")}
+    pipeline = Pipeline.open(fake_index, fake_embedder, reader=_stub_reader(only_fp32, int8=True))
+    assert pipeline.ranker is not None and pipeline.ranker.threshold == fp32["threshold"]
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "int8" in logged and "another-model" in logged
