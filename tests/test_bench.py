@@ -41,6 +41,8 @@ def test_index_bench_cold_and_unchanged(corpus_dir, fake_embedder):
     assert row["passages"] > 0 and row["texts_embedded"] > row["passages"]
     assert 0 <= figures["overhead_pct"] <= 100
     assert figures["reindex_unchanged_s"] < figures["cold_s"]
+    assert figures["with_clauses_texts_embedded"] > figures["texts_embedded"]
+    assert 0 < figures["vs_raw"] <= 1.5  # raw passages-only embedding time over the build's
 
 
 def test_index_bench_contended_cold_build(corpus_dir, fake_embedder):
