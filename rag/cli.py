@@ -101,7 +101,7 @@ def _ask_server(settings: Settings, question: str, top_k: int) -> dict | None:  
         data=json.dumps({"question": question, "top_k": top_k}).encode(),
         headers={"Content-Type": "application/json"},
     )
-    keys = [k.strip() for k in settings.api_keys.split(",") if k.strip()]
+    keys = settings.key_list()
     if keys:
         request.add_header("Authorization", f"Bearer {keys[0]}")
     try:

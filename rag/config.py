@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     qa_data_dir: Path = Field(
         Path("../shared/qa-data"), description="Public QA data for `rag train` and `rag calibrate`."
     )
+    sentence_ranking: Literal["fitted", "plain"] = Field(
+        "fitted",
+        description="How evidence sentences are ranked: the fitted model over every sentence "
+        "feature, or plain retrieval evidence (dense rank, BM25, passage rank).",
+    )
     reader_int8: bool = Field(
         False, description="Run the reader's linear layers in int8 (faster, slightly less exact)."
     )

@@ -152,4 +152,5 @@ def load_pipeline(settings: Settings, *, embedder=None, reader=None):  # type: i
         vectors=settings.vector_config(),
         reader=reader if reader is not None else make_reader(settings),
         reader_contexts=settings.reader_contexts,
+        sentence_ranking=settings.sentence_ranking,
     )

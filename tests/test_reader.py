@@ -147,6 +147,17 @@ def test_train_smoke_then_load_and_read(tmp_path, e5):
     )
     for s in reading.spans:
         assert rows[3]["context"][s.start - 10 : s.end - 10] == s.text
+    # a second stage starts from those weights, with the cross-lingual rows repeated
+    for r in rows[:4]:
+        r["lang"], r["question_lang"] = "zh-Hans", "en"
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    tuned = tmp_path / "tuned.pt"
+    cfg2 = TrainConfig(epochs=1, batch_size=4, max_examples=20, cross_copies=2, lr=1e-4)
+    second = train_reader(
+        [data], tuned, work_dir=tmp_path / "work2", config=cfg2, valid_per_set=0, init=out
+    )
+    assert second.data["train_questions"] == 16 + 2 * 4 and out.name in second.data["init"]
+    load_reader(e5[0], tuned)
 
 
 def test_load_reader_refuses_a_mismatched_manifest(tmp_path, e5):
