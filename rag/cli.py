@@ -365,12 +365,19 @@ def calibrate_cmd(
     ] = None,
     spans: Annotated[
         bool,
-        typer.Option(help="Also fit the span ranker (choice among the reader's spans)."),
+        typer.Option(help="Fit the span ranker (choice among the reader's spans, abstention)."),
     ] = True,
+    fallback: Annotated[
+        bool,
+        typer.Option(
+            help="Also refit the fallback abstainer, used only by a manifest without a span "
+            "ranker (it asks its own questions: about 25 minutes here)."
+        ),
+    ] = False,
 ) -> None:
-    """Fit abstention and the span ranker on questions the reader never trained on.
+    """Fit the span ranker (and the fallback abstainer on request) on unseen questions.
 
-    Both are stored in the reader's manifest. The span ranker's figures are held out:
+    The questions are ones the reader never trained on. Both are stored in the reader's manifest. The span ranker's figures are held out:
     the dev set is never fitted on, the public ones come from folds by article.
     """
     from eval.calibrate import run_calibration
@@ -379,9 +386,11 @@ def calibrate_cmd(
     settings = get_settings()
     _setup_logging(settings)
     files = dataset or [settings.qa_data_dir / "xquad-half.jsonl"]
-    if settings.reader_int8 and spans:  # the fallback abstainer is fitted on fp32 logits only
-        log.info("RAG_READER_INT8: fitting the int8 span ranker only")
-    else:
+    if not spans and not fallback:
+        raise ConfigError("nothing to fit: give --spans or --fallback")
+    if fallback and settings.reader_int8:
+        raise ConfigError("the fallback abstainer is fitted on fp32 logits: unset RAG_READER_INT8")
+    if fallback:
         figures = run_calibration(settings, files, limit=limit, weights=out, reuse=reuse)
         typer.echo(json.dumps(figures, ensure_ascii=False))
     if spans:

@@ -140,7 +140,7 @@ def test_cli_index_ask_and_errors(tmp_path, corpus_dir):
     assert ask.returncode == 0
     assert set(json.loads(ask.stdout)) >= {"answer", "citations", "confidence"}
     missing = subprocess.run(
-        [*RAG, "ask", "anything?"],
+        [*RAG, "ask", "anything?", "--local"],
         cwd=ROOT,
         env=_env(tmp_path / "other", corpus_dir),
         capture_output=True,
@@ -150,6 +150,8 @@ def test_cli_index_ask_and_errors(tmp_path, corpus_dir):
     assert missing.returncode == 2
     assert missing.stderr.strip().splitlines()[-1].startswith("error: no index in")
     assert "Traceback" not in missing.stderr
+    idle = _rag(env, "calibrate", "--no-spans")
+    assert idle.returncode == 2 and "nothing to fit" in idle.stderr.strip().splitlines()[-1]
     bad_gold = tmp_path / "bad.jsonl"
     bad_gold.write_text('{"id": 1}\n')
     ev = subprocess.run(
