@@ -337,13 +337,23 @@ def fit_and_report(
 
 
 def run_span_calibration(
-    settings: Any, dataset: Path, *, weights: Path | None = None, reuse: bool = False
+    settings: Any,
+    dataset: Path,
+    *,
+    weights: Path | None = None,
+    reuse: bool = False,
+    write: bool = True,
 ) -> dict[str, Any]:
-    """Collect (or reuse) the records, fit, report, and store the ranker in the manifest."""
+    """Collect (or reuse) the records, fit, report, and store the ranker in the manifest.
+
+    ``write=False`` reports the held-out figures only (an ablation: e.g. with
+    ``RAG_SENTENCE_RANKING=plain``); each setting caches its records in a file of its own.
+    """
     from rag.reader_model import BUNDLED
 
     key = ranker_key(settings.reader_int8)
-    cache = settings.index_dir.parent / f"{key.replace('span_ranker', 'spanrank')}.json"
+    variant = "" if settings.sentence_ranking == "fitted" else f"-{settings.sentence_ranking}"
+    cache = settings.index_dir.parent / f"{key.replace('span_ranker', 'spanrank')}{variant}.json"
     if reuse and cache.exists():
         records = json.loads(cache.read_text())
     else:
@@ -351,6 +361,8 @@ def run_span_calibration(
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(records, ensure_ascii=False))
     chosen, results = fit_and_report(records)
+    if not write:
+        return {"contexts": chosen, "figures": {str(k): v for k, v in results.items()}}
     ranker = fit_ranker([r for r in records if r["source"] != "dev"], chosen)
     a_coef, a_icpt, cut = fit_abstainer(records, ranker, chosen)
     figures = {str(k): v for k, v in results.items()}

@@ -374,6 +374,10 @@ def calibrate_cmd(
             "ranker (it asks its own questions: about 25 minutes here)."
         ),
     ] = False,
+    report_only: Annotated[
+        bool,
+        typer.Option(help="Print the span ranker's held-out figures; change no manifest."),
+    ] = False,
 ) -> None:
     """Fit the span ranker (and the fallback abstainer on request) on unseen questions.
 
@@ -388,13 +392,17 @@ def calibrate_cmd(
     files = dataset or [settings.qa_data_dir / "xquad-half.jsonl"]
     if not spans and not fallback:
         raise ConfigError("nothing to fit: give --spans or --fallback")
+    if fallback and report_only:
+        raise ConfigError("--report-only applies to the span ranker: drop --fallback")
     if fallback and settings.reader_int8:
         raise ConfigError("the fallback abstainer is fitted on fp32 logits: unset RAG_READER_INT8")
     if fallback:
         figures = run_calibration(settings, files, limit=limit, weights=out, reuse=reuse)
         typer.echo(json.dumps(figures, ensure_ascii=False))
     if spans:
-        ranked = run_span_calibration(settings, files[0], weights=out, reuse=reuse)
+        ranked = run_span_calibration(
+            settings, files[0], weights=out, reuse=reuse, write=not report_only
+        )
         typer.echo(json.dumps(ranked, ensure_ascii=False))
 
 

@@ -168,3 +168,21 @@ def test_pipeline_picks_the_ranker_of_its_precision_and_warns_on_mismatch(
     assert pipeline.ranker is not None and pipeline.ranker.threshold == fp32["threshold"]
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert "int8" in logged and "another-model" in logged
+
+
+def test_calibration_reuses_its_records_and_report_only_leaves_the_manifest(tmp_path):
+    from eval.spanrank import run_span_calibration
+    from rag.config import Settings
+
+    settings = Settings(index_dir=tmp_path / "index", sentence_ranking="plain")
+    (tmp_path / "spanrank-plain.json").write_text(json.dumps(_records(60)))
+    weights = tmp_path / "reader.pt"
+    manifest = weights.with_suffix(".json")
+    manifest.write_text(json.dumps({"calibration": {}}))
+    report = run_span_calibration(
+        settings, tmp_path / "unused.jsonl", weights=weights, reuse=True, write=False
+    )
+    assert report["contexts"] in (3, 6) and json.loads(manifest.read_text()) == {"calibration": {}}
+    run_span_calibration(settings, tmp_path / "unused.jsonl", weights=weights, reuse=True)
+    stored = json.loads(manifest.read_text())["calibration"]["span_ranker"]
+    assert SpanRanker.from_manifest({"span_ranker": stored}) is not None
