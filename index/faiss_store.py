@@ -144,16 +144,34 @@ class FaissVectors:
         """How many vectors are stored."""
         return int(self.index.ntotal)
 
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Add vectors under their ids (an IVF index files them in its trained lists)."""
+        if len(vectors):
+            self.index.add_with_ids(
+                np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64)
+            )
+
+    def remove(self, ids: np.ndarray) -> None:
+        """Remove the vectors of these ids (unknown ids are ignored)."""
+        import faiss
+
+        if len(ids):
+            self.index.remove_ids(faiss.IDSelectorBatch(ids.astype(np.int64)))
+
     def close(self) -> None:
         """Nothing to release (the mapping goes with the object)."""
 
 
-def open_faiss(gen_dir: Path, manifest: dict[str, Any]) -> FaissVectors:
-    """Load a generation's FAISS file with the nprobe its manifest records."""
+def open_faiss(gen_dir: Path, manifest: dict[str, Any], *, writable: bool = False) -> FaissVectors:
+    """Load a generation's FAISS file with the nprobe its manifest records.
+
+    ``writable``: in memory even when large, for :meth:`FaissVectors.add`.
+    """
     import faiss
 
     n = int(manifest.get("passages", 0))
-    flags = faiss.IO_FLAG_MMAP if n > MMAP_ABOVE_VECTORS else 0
+    # a memory-mapped index cannot take the vectors of documents written since the build
+    flags = faiss.IO_FLAG_MMAP if n > MMAP_ABOVE_VECTORS and not writable else 0
     index = faiss.read_index(str(gen_dir / FILE), flags)
     if manifest.get("nprobe"):
         _set_nprobe(index, int(manifest["nprobe"]))

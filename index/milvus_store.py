@@ -211,6 +211,23 @@ class MilvusVectors:
         """How many vectors are stored (the collection's row count)."""
         return int(self._client.get_collection_stats(self.collection)["row_count"])
 
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Upsert vectors under their ids (a change replayed twice is stored once)."""
+        for i in range(0, len(vectors), INSERT_ROWS):
+            rows = np.asarray(vectors[i : i + INSERT_ROWS], dtype=np.float32).tolist()
+            self._client.upsert(
+                self.collection,
+                [
+                    {"id": int(j), FIELD: v}
+                    for j, v in zip(ids[i : i + INSERT_ROWS], rows, strict=True)
+                ],
+            )
+
+    def remove(self, ids: np.ndarray) -> None:
+        """Delete the vectors of these ids (unknown ids are ignored)."""
+        if len(ids):
+            self._client.delete(self.collection, ids=[int(i) for i in ids])
+
     def close(self) -> None:
         """Close the connection (and stop an embedded Lite process)."""
         self._client.close()

@@ -18,12 +18,14 @@ import os
 import shutil
 import sqlite3
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from index.delta import DeltaLog, DocumentChange
 from index.errors import IndexMismatchError, IndexMissingError
 from index.faiss_store import MMAP_ABOVE_VECTORS
 from index.lexical import LexicalIndex
@@ -31,7 +33,7 @@ from index.types import Document, Passage, content_hash
 from index.vectors import VectorConfig, VectorIndex, drop_vectors, open_vectors, write_vectors
 
 log = logging.getLogger(__name__)
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 
 
 class EmbeddingCache:
@@ -258,8 +260,41 @@ def _prune(
         link.unlink(missing_ok=True)
 
 
+def _stack(matrix: np.ndarray | None, rows: np.ndarray) -> np.ndarray:
+    """``matrix`` with ``rows`` appended, in amortised O(len(rows)).
+
+    The result is a prefix view of a buffer with spare capacity (doubling when full), so
+    a stream of one-document writes copies the matrix O(log n) times, not once per write.
+    A memory-mapped matrix is read into memory on the first append.
+    """
+    rows = np.asarray(rows, dtype=np.float32)
+    if matrix is None or not len(matrix):
+        matrix = np.zeros((0, rows.shape[1] if rows.ndim == 2 else 0), dtype=np.float32)
+    if not len(rows):
+        return matrix
+    n, k = len(matrix), len(rows)
+    base = matrix.base
+    if (
+        isinstance(base, np.ndarray)
+        and not isinstance(base, np.memmap)
+        and base.ndim == 2
+        and base.shape[0] >= n + k
+        and base.shape[1] == matrix.shape[1]
+        and base.ctypes.data == matrix.ctypes.data
+    ):
+        base[n : n + k] = rows
+        return base[: n + k]
+    buffer = np.empty((max(2 * (n + k), 64), rows.shape[1]), dtype=np.float32)
+    buffer[:n] = matrix
+    buffer[n : n + k] = rows
+    return buffer[: n + k]
+
+
 def document_versions(index_dir: Path) -> dict[str, tuple[str, float]]:
-    """``doc_id -> (checksum, updated_at)`` of the current generation (empty without one)."""
+    """``doc_id -> (checksum, updated_at)`` of the current index, its logged changes applied.
+
+    Empty without an index.
+    """
     path = index_dir / "current" / "store.sqlite"
     if not path.exists():
         return {}
@@ -268,7 +303,42 @@ def document_versions(index_dir: Path) -> dict[str, tuple[str, float]]:
         rows = db.execute("SELECT doc_id, checksum, updated_at FROM documents").fetchall()
     finally:
         db.close()
-    return {doc_id: (checksum, float(when)) for doc_id, checksum, when in rows}
+    versions = {doc_id: (checksum, float(when)) for doc_id, checksum, when in rows}
+    delta = DeltaLog(path.parent, dim=0, create=False)
+    try:
+        for doc_id, (checksum, when) in delta.versions().items():
+            if checksum is None:
+                versions.pop(doc_id, None)
+            else:
+                versions[doc_id] = (checksum, when)
+    finally:
+        delta.close()
+    return versions
+
+
+def index_counts(index_dir: Path) -> tuple[int, int, int]:
+    """``(documents, passages, sentences)`` of the current index, logged changes applied."""
+    gen = index_dir / "current"
+    if not (gen / "store.sqlite").exists():
+        return 0, 0, 0
+    db = sqlite3.connect(f"file:{gen / 'store.sqlite'}?mode=ro", uri=True)
+    try:
+        sizes: dict[str, tuple[int, int] | None] = {
+            d: (0, 0) for (d,) in db.execute("SELECT doc_id FROM documents")
+        }
+        for table, col in (("passages", 0), ("sentences", 1)):
+            for doc_id, n in db.execute(f"SELECT doc_id, COUNT(*) FROM {table} GROUP BY doc_id"):
+                got = sizes.get(doc_id) or (0, 0)
+                sizes[doc_id] = (n, got[1]) if col == 0 else (got[0], n)
+    finally:
+        db.close()
+    delta = DeltaLog(gen.resolve(), dim=0, create=False)
+    try:
+        sizes.update(delta.sizes())
+    finally:
+        delta.close()
+    held = [v for v in sizes.values() if v is not None]
+    return len(held), sum(v[0] for v in held), sum(v[1] for v in held)
 
 
 def read_manifest(index_dir: Path) -> dict[str, Any] | None:
@@ -298,15 +368,91 @@ class IndexStore:
     clauses_by_sentence: dict[int, list[tuple[int, int, int]]] = field(default_factory=dict)
     clause_vectors: np.ndarray | None = None
     passage_counts: dict[str, int] = field(default_factory=dict)
+    delta: DeltaLog | None = None
+    seq: int = 0
+    live: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    passages_by_doc: dict[str, list[int]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Passages per document, counted once at load time."""
-        for p in self.passages:
-            self.passage_counts[p.doc_id] = self.passage_counts.get(p.doc_id, 0) + 1
+        if len(self.live) != len(self.passages):
+            self.live = np.ones(len(self.passages), dtype=bool)
+        for row, p in enumerate(self.passages):
+            if self.live[row]:
+                self.passage_counts[p.doc_id] = self.passage_counts.get(p.doc_id, 0) + 1
+                self.passages_by_doc.setdefault(p.doc_id, []).append(row)
+
+    @property
+    def passage_total(self) -> int:
+        """Passages of the documents held now (rows of removed documents not counted)."""
+        return int(self.live.sum())
+
+    def live_passages(self) -> Iterator[tuple[int, Passage]]:
+        """``(row, passage)`` of every passage of a document held now."""
+        for row in np.flatnonzero(self.live):
+            yield int(row), self.passages[row]
+
+    def pending(self) -> list[tuple[int, DocumentChange]]:
+        """Changes logged (by this process or another) since the last one applied."""
+        if self.delta is None or self.delta.last_seq() <= self.seq:
+            return []
+        return self.delta.since(self.seq)
+
+    def apply(self, seq: int, change: DocumentChange) -> None:
+        """Apply one logged change in memory: drop the document's rows, append its new ones.
+
+        Rows are never reused: a removed document's passages and sentences stay in the
+        lists, out of every index (``live`` false, no vectors, no lexical score), so a
+        row number means the same passage for the life of the store. The caller holds
+        the pipeline's write lock: no question runs meanwhile.
+        """
+        doc_id = change.doc_id
+        old = self.passages_by_doc.pop(doc_id, [])
+        if old:
+            self.live[old] = False
+            self.dense.remove(np.asarray(old, dtype=np.int64))
+            self.lexical_passages.remove(old)
+        old_sentences = self.sentences_by_doc.pop(doc_id, [])
+        self.lexical_sentences.remove(old_sentences)
+        for r in old_sentences:
+            self.clauses_by_sentence.pop(r, None)
+        self.documents.pop(doc_id, None)
+        self.passage_counts.pop(doc_id, None)
+        self.updated_at.pop(doc_id, None)
+        self.seq = seq
+        doc = change.document
+        if doc is None:
+            return
+        first = len(self.passages)
+        rows = list(range(first, first + len(change.passages)))
+        self.documents[doc_id] = doc
+        self.updated_at[doc_id] = change.updated_at
+        self.passages.extend(change.passages)
+        self.live = np.concatenate([self.live, np.ones(len(rows), dtype=bool)])
+        self.passages_by_doc[doc_id] = rows
+        self.passage_counts[doc_id] = len(rows)
+        self.dense.add(change.passage_vectors, np.asarray(rows, dtype=np.int64))
+        self.lexical_passages.add(list(change.passage_terms))
+        s_first = len(self.sentences)
+        s_rows = list(range(s_first, s_first + len(change.sentences)))
+        self.sentences.extend(
+            SentenceRow(r, doc_id, s, e) for r, (s, e) in zip(s_rows, change.sentences, strict=True)
+        )
+        self.sentences_by_doc[doc_id] = s_rows
+        self.sentence_vectors = _stack(self.sentence_vectors, change.sentence_vectors)
+        self.lexical_sentences.add(list(change.sentence_terms))
+        if change.clauses:
+            c_first = 0 if self.clause_vectors is None else len(self.clause_vectors)
+            for i, (k, cs, ce) in enumerate(change.clauses):
+                row = s_rows[k]
+                self.clauses_by_sentence.setdefault(row, []).append((c_first + i, cs, ce))
+            self.clause_vectors = _stack(self.clause_vectors, change.clause_vectors)
 
     def close(self) -> None:
         """Release the vector backend (a Milvus connection or embedded Lite process)."""
         self.dense.close()
+        if self.delta is not None:
+            self.delta.close()
 
     @classmethod
     def open(
@@ -383,11 +529,12 @@ class IndexStore:
             by_sentence.setdefault(sent, []).append((row, start, end))
         db.close()
         n = int(manifest.get("passages", len(passages)))
-        dense = open_vectors(gen, manifest, vectors)
+        delta = DeltaLog(gen, dim=int(manifest.get("dimension", 0)), create=False)
+        dense = open_vectors(gen, manifest, vectors, writable=delta.count() > 0)
         by_doc: dict[str, list[int]] = {}
         for s in sentences:
             by_doc.setdefault(s.doc_id, []).append(s.row)
-        return cls(
+        store = cls(
             path=gen,
             manifest=manifest,
             documents=documents,
@@ -405,4 +552,8 @@ class IndexStore:
             clause_vectors=np.load(
                 gen / "clauses.npy", mmap_mode="r" if n > MMAP_ABOVE_VECTORS else None
             ),
+            delta=delta,
         )
+        for seq, change in store.pending():
+            store.apply(seq, change)
+        return store

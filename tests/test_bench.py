@@ -65,10 +65,11 @@ def test_writes_bench_puts_and_deletes_through_the_service(monkeypatch):
     from bench import writes
 
     monkeypatch.setenv("RAG_READER", "rules")  # the write path is measured, not answers
-    figures = writes.run([1, 3], rounds=1, sentences=4)
+    figures = writes.run([1, 3], rounds=1, sentences=4, churn=2)
     small, large = figures["sizes"]
     assert (small["articles"], large["articles"]) == (1, 3)
     assert large["passages"] > small["passages"] > 0
+    assert large["churn_pairs"] == 2 and "churn_rss_growth_pct" in large
     assert figures["put_p50_s"] > 0 and figures["delete_p50_s"] > 0
     assert figures["put_growth_ratio"] > 0
 

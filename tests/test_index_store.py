@@ -89,7 +89,9 @@ def test_generation_swap_is_atomic_and_old_generations_pruned(
 ):
     first = os.readlink(fake_index / "current")
     (corpus_dir / "extra.txt").write_text("Extra text for a second generation.")
-    build_index(corpus_dir, fake_index, fake_embedder, chunk_tokens=64, overlap_tokens=16)
+    build_index(
+        corpus_dir, fake_index, fake_embedder, chunk_tokens=64, overlap_tokens=16, rebuild=True
+    )
     second = os.readlink(fake_index / "current")
     assert first != second
     gens = sorted(p.name for p in fake_index.glob("gen-*"))

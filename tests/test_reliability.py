@@ -44,12 +44,12 @@ def _env(seeds: Path, index: Path, **extra: str) -> dict[str, str]:
 
 
 def _check_consistent(index_dir: Path) -> int:
-    """The current generation loads and every passage is exactly its document's text."""
+    """The current index (its logged writes applied) loads; every passage is its document's text."""
     from index.store import IndexStore
 
     store = IndexStore.open(index_dir)
-    assert store.dense.count() == len(store.passages)
-    for p in store.passages:
+    assert store.dense.count() == store.passage_total == store.lexical_passages.live
+    for _, p in store.live_passages():
         assert store.documents[p.doc_id].text[p.start : p.end] == p.text
     return len(store.documents)
 

@@ -1,0 +1,191 @@
+"""Writes that cost one document: the change log, in-place application, folding, BM25."""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from index.build import build_index, write_documents
+from index.delta import logged_changes
+from index.lexical import LexicalIndex
+from index.store import IndexStore, index_counts
+from index.threads import ReadWriteLock
+from index.types import RawDocument
+
+KW = {"chunk_tokens": 64, "overlap_tokens": 16}
+ADDED = (
+    "Zorblat Institute report\n\nThe Zorblat Institute was founded in 1987 in Quentin City. "
+    "Its first director was Maria Okonkwo. The institute employs 412 researchers."
+)
+
+
+def _consistent(store: IndexStore) -> None:
+    """Every live passage is its document's text; each index holds exactly the live rows."""
+    assert store.dense.count() == store.passage_total == store.lexical_passages.live
+    assert store.lexical_sentences.live == sum(len(v) for v in store.sentences_by_doc.values())
+    for _, p in store.live_passages():
+        assert store.documents[p.doc_id].text[p.start : p.end] == p.text
+    assert sum(store.passage_counts.values()) == store.passage_total
+
+
+def _by_passage(store: IndexStore, query: list[str], vector: np.ndarray) -> dict[str, tuple]:
+    """Lexical and dense scores of every live passage, keyed by passage id (not row)."""
+    lex = store.lexical_passages.scores(query)
+    scores, ids = store.dense.search(vector.reshape(1, -1), len(store.passages))
+    dense = {int(i): float(s) for i, s in zip(ids[0], scores[0], strict=True) if i >= 0}
+    return {
+        p.passage_id: (round(float(lex[r]), 4), round(dense[r], 4))
+        for r, p in store.live_passages()
+    }
+
+
+def test_a_write_embeds_one_document_and_scores_as_a_rebuild_would(
+    tmp_path, corpus_dir, fake_index, fake_embedder
+):
+    generation = os.readlink(fake_index / "current")
+    report = write_documents(fake_index, fake_embedder, [RawDocument("added", ADDED, "added")])
+    assert report.changes == 1 and report.seq == 1 and report.embedded > 0
+    assert os.readlink(fake_index / "current") == generation, "no new generation is written"
+    written = IndexStore.open(fake_index)
+    _consistent(written)
+    assert "added" in written.documents and written.passage_counts["added"] >= 1
+
+    (corpus_dir / "added.txt").write_text(ADDED)
+    build_index(corpus_dir, tmp_path / "fresh", fake_embedder, **KW)
+    fresh = IndexStore.open(tmp_path / "fresh")
+    for question in ("Who was the first director of the Zorblat Institute?", "coal mines"):
+        from index.textnorm import lexical_terms
+
+        vector = fake_embedder.embed([question], is_query=True)[0]
+        terms = lexical_terms(question)
+        assert _by_passage(written, terms, vector) == _by_passage(fresh, terms, vector)
+
+
+def test_replace_and_delete_apply_in_place_and_survive_a_reopen(fake_index, fake_embedder):
+    store = IndexStore.open(fake_index)
+    seed = sorted(store.documents)[0]
+    write_documents(fake_index, fake_embedder, [RawDocument("added", ADDED, "added")])
+    replaced = ADDED.replace("Maria Okonkwo", "Li Wei").replace("412", "97")
+    write_documents(fake_index, fake_embedder, [RawDocument("added", replaced, "added")], [seed])
+    again = IndexStore.open(fake_index)
+    _consistent(again)
+    assert seed not in again.documents and seed not in again.passages_by_doc
+    assert "Li Wei" in again.documents["added"].text
+    texts = [p.text for _, p in again.live_passages() if p.doc_id == "added"]
+    assert texts and not any("Okonkwo" in t for t in texts)
+    assert again.seq == logged_changes(again.path) == 3, "two writes, three changes"
+    assert index_counts(fake_index)[:2] == (len(again.documents), again.passage_total)
+
+
+def test_a_pipeline_catches_up_with_writes_between_questions(fake_pipeline, fake_index):
+    pipeline = fake_pipeline
+    embedder = pipeline.embedder
+    assert "added" not in pipeline.store.documents
+    write_documents(fake_index, embedder, [RawDocument("added", ADDED, "added")])
+    assert pipeline.catch_up() == 1 and pipeline.catch_up() == 0
+    hits = pipeline.search("Zorblat Institute director Okonkwo", top_k=3)
+    assert hits[0].passage.doc_id == "added"
+    answer = pipeline.ask("Who was the first director of the Zorblat Institute?")
+    for c in answer.citations:
+        assert pipeline.store.documents[c.doc_id].text[c.start : c.end] == c.snippet
+    write_documents(fake_index, embedder, [], ["added"])
+    pipeline.catch_up()
+    assert all(h.passage.doc_id != "added" for h in pipeline.search("Zorblat Okonkwo", top_k=10))
+
+
+def test_rag_index_logs_changed_seeds_then_folds_a_long_log(corpus_dir, fake_index, fake_embedder):
+    generation = os.readlink(fake_index / "current")
+    (corpus_dir / "added.txt").write_text(ADDED)
+    report = build_index(corpus_dir, fake_index, fake_embedder, **KW)
+    assert report.changed and os.readlink(fake_index / "current") == generation
+    assert logged_changes(fake_index / generation) == 1
+    assert not build_index(corpus_dir, fake_index, fake_embedder, **KW).changed
+    (corpus_dir / "added.txt").unlink()
+    report = build_index(corpus_dir, fake_index, fake_embedder, compact_after=1, **KW)
+    folded = os.readlink(fake_index / "current")
+    assert report.changed and folded != generation, "past compact_after: a new generation"
+    assert logged_changes(fake_index / folded) == 0
+    store = IndexStore.open(fake_index)
+    _consistent(store)
+    assert "added" not in store.documents
+
+
+def test_bm25_scores_are_the_lucene_formula():
+    index = LexicalIndex.build([], terms=[["a", "b"], ["a", "c", "c"], []])
+    n, avgdl = 3, (2 + 3 + 1) / 3
+    idf = math.log(1 + (n - 1 + 0.5) / (1 + 0.5))
+    tf, dl = 2, 3
+    want = idf * tf / (tf + 1.2 * (1 - 0.75 + 0.75 * dl / avgdl))
+    got = index.scores(["c"])
+    assert got[0] == 0 and got[2] == 0 and math.isclose(got[1], want, rel_tol=1e-6)
+    assert math.isclose(index.scores(["c", "c"])[1], 2 * want, rel_tol=1e-6)
+    assert not index.scores(["unknown"]).any()
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    docs=st.lists(st.lists(st.sampled_from("abcdefg"), max_size=6), min_size=1, max_size=12),
+    added=st.lists(st.lists(st.sampled_from("abcdefgh"), max_size=6), max_size=6),
+    removed=st.sets(st.integers(0, 17)),
+    query=st.lists(st.sampled_from("abcdefgh"), min_size=1, max_size=4),
+)
+def test_bm25_added_and_removed_rows_score_as_a_rebuild_of_the_live_rows(
+    docs, added, removed, query
+):
+    index = LexicalIndex.build([], terms=docs)
+    index.add(added)
+    index.remove(sorted(removed))
+    every = docs + added
+    live = [r for r in range(len(every)) if r not in removed]
+    rebuilt = LexicalIndex.build([], terms=[every[r] for r in live])
+    got = index.scores(query)
+    assert index.live == len(live) and not got[[r for r in removed if r < len(every)]].any()
+    np.testing.assert_allclose(got[live], rebuilt.scores(query), rtol=1e-5, atol=1e-6)
+
+
+def test_bm25_round_trips_through_its_files(tmp_path):
+    index = LexicalIndex.build(["Shanxi coal mines", "煤矿 智能化"])
+    index.save(tmp_path / "lex")
+    loaded = LexicalIndex.load(tmp_path / "lex")
+    for q in (["coal"], ["煤矿"], ["mine", "x"]):
+        np.testing.assert_array_equal(loaded.scores(q), index.scores(q))
+
+
+def test_a_writer_waits_for_readers_and_holds_new_ones_back():
+    lock = ReadWriteLock()
+    log: list[str] = []
+    reading, writer_waiting = threading.Event(), threading.Event()
+
+    def reader() -> None:
+        with lock.reading():
+            reading.set()
+            assert writer_waiting.wait(5)
+            time.sleep(0.05)
+            with lock.reading():  # a nested read does not deadlock behind the waiting writer
+                log.append("nested read")
+            log.append("read done")
+
+    def writer() -> None:
+        assert reading.wait(5)
+        writer_waiting.set()
+        with lock.writing():
+            log.append("write")
+
+    def late_reader() -> None:
+        assert writer_waiting.wait(5)
+        time.sleep(0.02)
+        with lock.reading():
+            log.append("late read")
+
+    threads = [threading.Thread(target=f) for f in (reader, writer, late_reader)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert log == ["nested read", "read done", "write", "late read"]
