@@ -32,10 +32,16 @@ pytest.importorskip("pymilvus", reason="the milvus extra: pip install -e '.[milv
 BACKENDS = ["faiss", "milvus"]
 
 
-def _build(index_dir: Path, corpus: Path, config: VectorConfig):
+def _build(index_dir: Path, corpus: Path, config: VectorConfig, *, rebuild: bool = False):
     return build_index(
-        corpus, index_dir, FakeEmbedder(), chunk_tokens=64, overlap_tokens=16, vectors=config
-    )  # type: ignore[arg-type]
+        corpus,
+        index_dir,
+        FakeEmbedder(),  # type: ignore[arg-type]
+        chunk_tokens=64,
+        overlap_tokens=16,
+        vectors=config,
+        rebuild=rebuild,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -59,9 +65,34 @@ def pipelines(tmp_path_factory, corpus):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_a_document_write_goes_into_either_backend_in_place(tmp_path, corpus, backend):
+    from index.build import write_documents
+    from index.types import RawDocument
+
+    index_dir = tmp_path / "index"
+    _build(index_dir, corpus, VectorConfig(backend=backend))  # type: ignore[arg-type]
+    generation = os.readlink(index_dir / "current")
+    text = "Zorblat report. The Zorblat Institute opened 412 charging piles in Quentin City."
+    write_documents(index_dir, FakeEmbedder(), [RawDocument("zorblat", text, "z")])  # type: ignore[arg-type]
+    pipeline = Pipeline.open(index_dir, FakeEmbedder())  # type: ignore[arg-type]
+    try:
+        assert os.readlink(index_dir / "current") == generation
+        assert pipeline.store.dense.count() == pipeline.store.passage_total
+        assert pipeline.search("Zorblat Institute charging piles", top_k=1)[0].passage.doc_id == (
+            "zorblat"
+        )
+        write_documents(index_dir, FakeEmbedder(), [], ["zorblat"])  # type: ignore[arg-type]
+        assert pipeline.catch_up() == 1
+        assert pipeline.store.dense.count() == pipeline.store.passage_total
+        assert all(h.passage.doc_id != "zorblat" for h in pipeline.search("Zorblat", top_k=10))
+    finally:
+        pipeline.store.close()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_manifest_records_the_backend(pipelines, backend):
     manifest = pipelines[backend].store.manifest
-    assert pipelines[backend].store.dense.count() == len(pipelines[backend].store.passages)
+    assert pipelines[backend].store.dense.count() == pipelines[backend].store.passage_total
     assert manifest["vector_backend"] == backend
     if backend == "milvus":
         assert manifest["milvus_index"] == "FLAT" and manifest["milvus_uri"] == ""
@@ -177,7 +208,7 @@ def test_a_milvus_server_holds_one_collection_per_generation(tmp_path, corpus_di
     _build(index_dir, corpus_dir, config)
     for i in range(2):
         (corpus_dir / f"added_{i}.txt").write_text(f"Item {i}: 7{i} new charging piles opened.")
-        _build(index_dir, corpus_dir, config)
+        _build(index_dir, corpus_dir, config, rebuild=True)
     manifest = json.loads((index_dir / "current" / "manifest.json").read_text())
     assert manifest["milvus_uri"] == milvus_server
     client = MilvusClient(uri=milvus_server)
