@@ -312,25 +312,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
     ) -> DocumentList:
         """List the indexed documents, paginated."""
-        store = service.current().store
-        ids = sorted(store.documents)
-        items = [
-            DocumentSummary(
-                doc_id=d,
-                title=store.documents[d].title,
-                passages=store.passage_counts.get(d, 0),
-                updated_at=store.updated_at.get(d, 0.0),
-            )
-            for d in ids[offset : offset + limit]
-        ]
+        pipeline = service.current()
+        store = pipeline.store
+        with pipeline.reading():  # not while a document write is applied
+            ids = sorted(store.documents)
+            items = [
+                DocumentSummary(
+                    doc_id=d,
+                    title=store.documents[d].title,
+                    passages=store.passage_counts.get(d, 0),
+                    updated_at=store.updated_at.get(d, 0.0),
+                )
+                for d in ids[offset : offset + limit]
+            ]
         return DocumentList(items=items, total=len(ids), offset=offset, limit=limit)
 
     @v1.get("/documents/{doc_id}", response_model=DocumentOut, tags=["documents"])
     def get_document(doc_id: DocId) -> DocumentOut:
         """A document's canonical text (every offset refers to it) and metadata."""
         check_doc_id(doc_id)
-        store = service.current().store
-        doc = store.documents.get(doc_id)
+        pipeline = service.current()
+        store = pipeline.store
+        with pipeline.reading():
+            doc = store.documents.get(doc_id)
+            updated = store.updated_at.get(doc_id, 0.0)
+            passages = store.passage_counts.get(doc_id, 0)
         if doc is None:
             raise DocumentNotFoundError(f"no document {doc_id!r}")
         return DocumentOut(
@@ -339,8 +345,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             date=doc.date,
             lang=doc.lang,
             text=doc.text,
-            passages=store.passage_counts.get(doc_id, 0),
-            updated_at=store.updated_at.get(doc_id, 0.0),
+            passages=passages,
+            updated_at=updated,
         )
 
     @v1.put(

@@ -505,6 +505,12 @@ def bench_index(
     ] = None,
     rounds: Annotated[int, typer.Option(min=1, help="Cold builds per backend.")] = 1,
     contention: ContentionOpt = 0,
+    synthetic: Annotated[
+        int,
+        typer.Option(
+            min=0, help="Build this many synthetic 40-sentence articles instead of the corpus."
+        ),
+    ] = 0,
     as_json: JsonOpt = False,
     results: ResultsOpt = None,
 ) -> None:
@@ -526,9 +532,12 @@ def bench_index(
                 batch_size=settings.embedder_batch_size,
             )
         )
-    figures = index.run(
-        seeds or settings.seeds_dir, embedders, rounds=rounds, contention=contention
-    )
+    if synthetic:
+        figures = index.run_synthetic(synthetic, embedders[0])
+    else:
+        figures = index.run(
+            seeds or settings.seeds_dir, embedders, rounds=rounds, contention=contention
+        )
     _report("index", figures, as_json, results)
 
 

@@ -7,6 +7,7 @@ import math
 import re
 import threading
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
@@ -295,6 +296,10 @@ class Pipeline:
             for s in store.sentences[len(self._sentence_is_zh) :]
         ]
         self._sentence_is_zh = np.concatenate([self._sentence_is_zh, np.array(new, dtype=bool)])
+
+    def reading(self) -> AbstractContextManager[None]:
+        """Hold off document writes for the block (reads of the store outside a question)."""
+        return self._rw.reading()
 
     def catch_up(self) -> int:
         """Apply the document writes logged since this pipeline's store last looked.

@@ -45,6 +45,12 @@ def test_index_bench_cold_and_unchanged(corpus_dir, fake_embedder):
     assert 0 < figures["vs_raw"] <= 1.5  # raw passages-only embedding time over the build's
 
 
+def test_index_bench_builds_synthetic_documents(fake_embedder):
+    figures = bench_index.run_synthetic(3, fake_embedder, sentences=6)
+    assert figures["documents"] == 3 and figures["passages"] >= 3
+    assert figures["texts_embedded"] >= figures["passages"] and figures["cold_s"] > 0
+
+
 def test_index_bench_contended_cold_build(corpus_dir, fake_embedder):
     figures = bench_index.run(corpus_dir, [fake_embedder], contention=1)
     assert figures["contended_cold_s"] > 0 and figures["contended_cold_s_ratio"] > 0
