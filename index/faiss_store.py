@@ -50,14 +50,14 @@ def calibrate_nprobe(
 
 
 def build_faiss(vectors: np.ndarray, ids: np.ndarray, factory: str, *, nprobe: int = 0) -> Any:
-    """A FAISS inner-product index over normalised vectors, wrapped in an ID map.
+    """A FAISS inner-product index over normalised vectors, searched by passage row ids.
 
     ``nprobe`` 0 (auto) calibrates it on the data for recall@10 >= 0.95 (IVF only).
     """
     import faiss
 
     dim = vectors.shape[1] if vectors.size else 384
-    index = faiss.index_factory(dim, f"IDMap2,{factory}", faiss.METRIC_INNER_PRODUCT)
+    index = faiss.index_factory(dim, _with_ids(factory), faiss.METRIC_INNER_PRODUCT)
     if len(vectors):
         if not index.is_trained:
             index.train(_training_sample(vectors, factory))
@@ -68,6 +68,28 @@ def build_faiss(vectors: np.ndarray, ids: np.ndarray, factory: str, *, nprobe: i
         chosen, recall = calibrate_nprobe(index, vectors)
         log.info("nprobe %d gives recall@10 %.3f on a sample of the index", chosen, recall)
     return index
+
+
+def _with_ids(factory: str) -> str:
+    """The factory string of an index that stores our ids and can remove them.
+
+    IVF indexes store ids in their lists natively and remove them in place. Every other
+    kind is wrapped in ``IDMap2``: its ``remove_ids`` is only sound over an inner index
+    that renumbers what remains (``Flat`` does; an ``IDMap2`` over IVF fails an assertion
+    that aborts the process), so IVF is never wrapped.
+    """
+    return factory if factory.startswith("IVF") else f"IDMap2,{factory}"
+
+
+def removable(index: Any) -> bool:
+    """Whether ``remove_ids`` is sound on this index (IVF, or an ID map over Flat)."""
+    import faiss
+
+    if isinstance(index, faiss.IndexIVF):
+        return True
+    if isinstance(index, faiss.IndexIDMap2):
+        return isinstance(faiss.downcast_index(index.index), faiss.IndexFlat)
+    return False
 
 
 def index_nprobe(index: Any) -> int:
@@ -128,6 +150,8 @@ class FaissVectors:
     def __init__(self, index: Any):
         """Wrap a loaded FAISS index."""
         self.index = index
+        self._removable = removable(index)
+        self._dead: set[int] = set()  # removed ids of an index that cannot remove them
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Inner-product top ``k`` per query."""
@@ -137,12 +161,21 @@ class FaissVectors:
         # 0.14 ms per search here when the other core is busy). The setting is per calling
         # thread in libgomp, so it is made on the thread that searches.
         faiss.omp_set_num_threads(1)
-        scores, ids = self.index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
-        return scores, ids
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if not self._dead:
+            scores, ids = self.index.search(queries, k)
+            return scores, ids
+        scores, ids = self.index.search(queries, k + len(self._dead))
+        out_s = np.full((len(queries), k), -np.inf, dtype=np.float32)
+        out_i = np.full((len(queries), k), -1, dtype=np.int64)
+        for q in range(len(queries)):
+            keep = [j for j, i in enumerate(ids[q]) if i >= 0 and int(i) not in self._dead][:k]
+            out_s[q, : len(keep)], out_i[q, : len(keep)] = scores[q, keep], ids[q, keep]
+        return out_s, out_i
 
     def count(self) -> int:
-        """How many vectors are stored."""
-        return int(self.index.ntotal)
+        """How many vectors are stored (removed ones not counted)."""
+        return int(self.index.ntotal) - len(self._dead)
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         """Add vectors under their ids (an IVF index files them in its trained lists)."""
@@ -155,8 +188,12 @@ class FaissVectors:
         """Remove the vectors of these ids (unknown ids are ignored)."""
         import faiss
 
-        if len(ids):
+        if not len(ids):
+            return
+        if self._removable:
             self.index.remove_ids(faiss.IDSelectorBatch(ids.astype(np.int64)))
+        else:  # e.g. HNSW: left in the graph, filtered out of every search until a rebuild
+            self._dead.update(int(i) for i in ids)
 
     def close(self) -> None:
         """Nothing to release (the mapping goes with the object)."""

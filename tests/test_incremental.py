@@ -8,6 +8,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -189,3 +190,20 @@ def test_a_writer_waits_for_readers_and_holds_new_ones_back():
     for t in threads:
         t.join(10)
     assert log == ["nested read", "read done", "write", "late read"]
+
+
+@pytest.mark.parametrize("factory", ["Flat", "IVF16,Flat", "HNSW16"])
+def test_faiss_vectors_are_added_and_removed_by_id_in_every_index_kind(factory):
+    from index.faiss_store import FaissVectors, build_faiss
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((1200, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store = FaissVectors(build_faiss(vectors[:1000], np.arange(1000), factory, nprobe=16))
+    store.remove(np.arange(0, 1000, 2))
+    store.add(vectors[1000:], np.arange(1000, 1200))
+    assert store.count() == 500 + 200
+    _, ids = store.search(vectors[[1, 2, 1001]], 5)
+    assert ids[0][0] == 1 and ids[2][0] == 1001, "a live vector finds itself"
+    assert 2 not in set(ids[1].tolist()), "a removed vector is never returned"
+    assert all(i < 0 or i % 2 or i >= 1000 for i in ids.ravel())
