@@ -392,9 +392,13 @@ class IndexStore:
         for row in np.flatnonzero(self.live):
             yield int(row), self.passages[row]
 
+    def has_pending(self) -> bool:
+        """Whether changes were logged since the last one applied (one cheap query)."""
+        return self.delta is not None and self.delta.last_seq() > self.seq
+
     def pending(self) -> list[tuple[int, DocumentChange]]:
         """Changes logged (by this process or another) since the last one applied."""
-        if self.delta is None or self.delta.last_seq() <= self.seq:
+        if self.delta is None or not self.has_pending():
             return []
         return self.delta.since(self.seq)
 

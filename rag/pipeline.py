@@ -308,11 +308,11 @@ class Pipeline:
         applies (milliseconds: its embedding was done by the writer), so no question
         sees half a document. Returns how many changes were applied.
         """
-        pending = self.store.pending()
-        if not pending:
+        if not self.store.has_pending():  # the per-request check: no change read
             return 0
         with self._rw.writing():
-            for seq, change in self.store.pending():
+            pending = self.store.pending()
+            for seq, change in pending:
                 store = self.store
                 for r in store.passages_by_doc.get(change.doc_id, []):
                     self._rows_by_passage.pop(store.passages[r].passage_id, None)
