@@ -289,6 +289,14 @@ def train_cmd(
     cross_copies: Annotated[
         int, typer.Option(min=0, help="Extra copies of each cross-lingual question.")
     ] = 0,
+    code_switch: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of questions also shown code-switched into the other language.",
+        ),
+    ] = 0.0,
 ) -> None:
     """Train the span reader from scratch (or resume), then score it on the valid splits."""
     from rich.progress import (
@@ -320,6 +328,7 @@ def train_cmd(
         max_minutes=max_minutes,
         max_examples=max_examples,
         cross_copies=cross_copies,
+        code_switch=code_switch,
     )
     tty = sys.stderr.isatty()
     with Progress(

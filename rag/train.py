@@ -63,6 +63,7 @@ class TrainConfig:
     other_article_negatives: float = 0.1  # questions paired with another article's context
     simplified_copies: float = 0.5  # traditional examples shown in simplified script
     cross_copies: int = 0  # extra copies of each cross-lingual question (question_lang != lang)
+    code_switch: float = 0.0  # share of questions also shown code-switched (rag.augment)
     checkpoint_every: int = 50
     max_minutes: float = 0.0  # 0 = no limit; the run stops, saves and can resume
     max_examples: int = 0  # 0 = all (a smoke test uses a few)
@@ -148,6 +149,27 @@ def build_examples(
     return out
 
 
+def code_switched(
+    rows: list[dict[str, Any]], share: float, rng: random.Random
+) -> list[dict[str, Any]]:
+    """Copies of a ``share`` of the rows whose question is code-switched.
+
+    Each copy renders its question's dictionary words into the other language at a ratio
+    drawn from [0.5, 1] (:func:`rag.augment.code_switch`); copies that came out unchanged
+    are dropped.
+    """
+    from rag.augment import code_switch
+
+    out = []
+    for r in rows:
+        if share <= 0 or rng.random() >= share:
+            continue
+        question = code_switch(r["question"], rng.uniform(0.5, 1.0), rng)
+        if question != r["question"]:
+            out.append({**r, "question": question, "question_lang": "mixed"})
+    return out
+
+
 def _batches(examples: list[Example], size: int, rng: random.Random) -> list[list[Example]]:
     """Batches of similar length (less padding), in random order."""
     order = sorted(range(len(examples)), key=lambda i: (len(examples[i].ids), rng.random()))
@@ -197,6 +219,7 @@ def train_reader(
     if tc.max_examples:
         rows = random.Random(tc.seed).sample(rows, min(tc.max_examples, len(rows)))
     rows += [r for r in rows if r.get("question_lang", r["lang"]) != r["lang"]] * tc.cross_copies
+    rows += code_switched(rows, tc.code_switch, random.Random(tc.seed))
     t0 = time.monotonic()
     examples = build_examples(rows, tok, rc, tc)
     log.info(

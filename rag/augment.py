@@ -1,0 +1,143 @@
+"""Code-switched questions: cross-lingual training pairs from one-language QA data.
+
+A question is rewritten word by word into the other language through the bundled
+dictionaries (CC-CEDICT for Chinese -> English, the English word list for English ->
+Chinese), each word with probability ``ratio``; its context stays as it is. The reader thus
+sees English words over Chinese passages and Chinese words over English ones on thousands
+of questions, where the parallel XQuAD-half data has 429 (code-switching augmentation,
+Qin et al., CoSDA-ML, IJCAI 2020). Words the dictionaries do not know, numbers and
+punctuation stay; function words that carry no meaning of their own are never rendered.
+"""
+
+from __future__ import annotations
+
+import gzip
+import random
+import re
+from functools import lru_cache
+
+from index.textnorm import CJK_RUN_RE, EN_STOPWORDS, jieba_module, to_simplified
+from rag.lexicon import (
+    BRACKETS_RE,
+    CEDICT_LINE_RE,
+    CEDICT_MAX_WORDS,
+    CEDICT_SKIP_RE,
+    FUNCTION_CHARS,
+    _cccedict_path,
+    en_to_zh,
+)
+
+__all__ = ["code_switch", "zh_gloss"]
+
+# Question words are rendered (they tell the reader what kind of span to find); other
+# stopwords stay as they are.
+QUESTION_WORDS = frozenset("what which who whom whose when where why how many much".split())
+# Interrogatives both ways: the dictionaries render them loosely ("when" -> 就在那个时候).
+INTERROGATIVES_EN = {
+    "what": "什么",
+    "which": "哪个",
+    "who": "谁",
+    "whom": "谁",
+    "whose": "谁的",
+    "when": "什么时候",
+    "where": "哪里",
+    "why": "为什么",
+    "how": "如何",
+}
+INTERROGATIVES_ZH = {
+    "什么": "what",
+    "甚么": "what",
+    "哪个": "which",
+    "哪": "which",
+    "谁": "who",
+    "何时": "when",
+    "什么时候": "when",
+    "哪里": "where",
+    "哪儿": "where",
+    "为什么": "why",
+    "为何": "why",
+    "多少": "how many",
+    "几": "how many",
+    "如何": "how",
+    "怎样": "how",
+}
+# English word-list senses that are grammar notes, not renderings ("data" -> 的复数)
+GRAMMAR_NOTE_RE = re.compile(r"复数|过去式|过去分词|现在分词|第三人称|比较级|最高级")
+EN_TOKEN_RE = re.compile(r"[A-Za-z][A-Za-z'_\-]*|[^A-Za-z]+")
+HOW_MANY_RE = re.compile(r"\bhow (?:many|much)\b", re.IGNORECASE)
+
+
+@lru_cache(maxsize=1)
+def _glosses() -> dict[str, str]:
+    """Simplified headword -> its first short CC-CEDICT gloss, as English words."""
+    path = _cccedict_path()
+    if path is None:
+        return {}
+    out: dict[str, str] = {}
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            m = CEDICT_LINE_RE.match(line)
+            if not m or m.group(1) in out or not CJK_RUN_RE.fullmatch(m.group(1)):
+                continue
+            for gloss in m.group(2).split("/"):
+                if CEDICT_SKIP_RE.match(gloss):
+                    continue
+                gloss = re.split(r"[;,]", gloss)[0]
+                gloss = re.sub(r"^to ", "", BRACKETS_RE.sub(" ", gloss).strip())
+                words = re.findall(r"[A-Za-z][A-Za-z\-]*", gloss)
+                meaningful = [w for w in words if w.lower() not in EN_STOPWORDS]
+                if (
+                    words
+                    and len(words) <= CEDICT_MAX_WORDS
+                    and (meaningful or words[0].lower() in QUESTION_WORDS)
+                ):
+                    out[m.group(1)] = " ".join(words)
+                    break
+    return out
+
+
+def zh_gloss(word: str) -> str:
+    """An English rendering of a Chinese word ("" when the dictionary lacks it)."""
+    simple = to_simplified(word)
+    if len(word) == 1 and word in FUNCTION_CHARS:
+        return ""
+    return INTERROGATIVES_ZH.get(simple) or _glosses().get(simple, "")
+
+
+def _switch_zh(question: str, ratio: float, rng: random.Random) -> str:
+    parts: list[str] = []
+    at = 0
+    # cut the simplified form (a one-for-one fold: offsets carry over), keep the script
+    for piece in jieba_module().cut(to_simplified(question)):
+        word, at = question[at : at + len(piece)], at + len(piece)
+        gloss = zh_gloss(word) if CJK_RUN_RE.fullmatch(word) else ""
+        parts.append(f" {gloss} " if gloss and rng.random() < ratio else word)
+    return re.sub(r"\s+", " ", "".join(parts)).strip()
+
+
+def _switch_en(question: str, ratio: float, rng: random.Random) -> str:
+    parts: list[str] = []
+    question = HOW_MANY_RE.sub(lambda m: m.group(0).replace(" ", "_"), question)
+    for token in EN_TOKEN_RE.findall(question):
+        low = token.lower()
+        render: tuple[str, ...] = ()
+        if low in ("how_many", "how_much"):
+            render = ("多少",)
+        elif low in INTERROGATIVES_EN:
+            render = (INTERROGATIVES_EN[low],)
+        elif token[0].isalpha() and low not in EN_STOPWORDS:
+            render = tuple(s for s in en_to_zh(token) if not GRAMMAR_NOTE_RE.search(s))
+        parts.append(render[0] if render and rng.random() < ratio else token.replace("_", " "))
+    # a rendered word loses the spaces around it, as Chinese writes it
+    text = "".join(parts)
+    return re.sub(r"(?<=[\u4e00-\u9fff]) (?=[\u4e00-\u9fff])", "", text).strip()
+
+
+def code_switch(question: str, ratio: float, rng: random.Random) -> str:
+    """The question with each dictionary word rendered in the other language at ``ratio``.
+
+    A question with Chinese characters is rendered into English, any other into Chinese.
+    """
+    if CJK_RUN_RE.search(question):
+        return _switch_zh(question, ratio, rng)
+    return _switch_en(question, ratio, rng)
