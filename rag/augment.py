@@ -11,21 +11,12 @@ punctuation stay; function words that carry no meaning of their own are never re
 
 from __future__ import annotations
 
-import gzip
 import random
 import re
 from functools import lru_cache
 
 from index.textnorm import CJK_RUN_RE, EN_STOPWORDS, jieba_module, to_simplified
-from rag.lexicon import (
-    BRACKETS_RE,
-    CEDICT_LINE_RE,
-    CEDICT_MAX_WORDS,
-    CEDICT_SKIP_RE,
-    FUNCTION_CHARS,
-    _cccedict_path,
-    en_to_zh,
-)
+from rag.lexicon import CEDICT_MAX_WORDS, FUNCTION_CHARS, GLOSS_WORD_RE, cedict_glosses, en_to_zh
 
 __all__ = ["code_switch", "zh_gloss"]
 
@@ -69,30 +60,19 @@ HOW_MANY_RE = re.compile(r"\bhow (?:many|much)\b", re.IGNORECASE)
 
 @lru_cache(maxsize=1)
 def _glosses() -> dict[str, str]:
-    """Simplified headword -> its first short CC-CEDICT gloss, as English words."""
-    path = _cccedict_path()
-    if path is None:
-        return {}
+    """Simplified headword -> the first sense of its first short CC-CEDICT gloss."""
     out: dict[str, str] = {}
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            m = CEDICT_LINE_RE.match(line)
-            if not m or m.group(1) in out or not CJK_RUN_RE.fullmatch(m.group(1)):
-                continue
-            for gloss in m.group(2).split("/"):
-                if CEDICT_SKIP_RE.match(gloss):
-                    continue
-                gloss = re.split(r"[;,]", gloss)[0]
-                gloss = re.sub(r"^to ", "", BRACKETS_RE.sub(" ", gloss).strip())
-                words = re.findall(r"[A-Za-z][A-Za-z\-]*", gloss)
-                meaningful = [w for w in words if w.lower() not in EN_STOPWORDS]
-                if (
-                    words
-                    and len(words) <= CEDICT_MAX_WORDS
-                    and (meaningful or words[0].lower() in QUESTION_WORDS)
-                ):
-                    out[m.group(1)] = " ".join(words)
-                    break
+    for headword, glosses in cedict_glosses():
+        for gloss in glosses:
+            words = GLOSS_WORD_RE.findall(re.split(r"[;,]", gloss)[0])
+            meaningful = [w for w in words if w.lower() not in EN_STOPWORDS]
+            if (
+                words
+                and len(words) <= CEDICT_MAX_WORDS
+                and (meaningful or words[0].lower() in QUESTION_WORDS)
+            ):
+                out.setdefault(headword, " ".join(words))
+                break
     return out
 
 

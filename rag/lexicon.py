@@ -12,6 +12,7 @@ import csv
 import gzip
 import importlib
 import re
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -61,7 +62,31 @@ CEDICT_SKIP_RE = re.compile(
     r"also written |also pr\. |Taiwan pr\. |\(bound form\)$)",
     re.IGNORECASE,
 )
+GLOSS_WORD_RE = re.compile(r"[A-Za-z][A-Za-z\-]*")
 CEDICT_MAX_WORDS = 4  # longer glosses are explanations, not renderings
+
+
+def cedict_glosses() -> Iterator[tuple[str, list[str]]]:
+    """CC-CEDICT entries as (simplified headword, its glosses).
+
+    Glosses that are not translations (classifiers, cross-references, surnames) are left
+    out; bracketed notes and a leading "to" are removed; case is kept.
+    """
+    path = _cccedict_path()
+    if path is None:
+        return
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        for line in fh:
+            m = CEDICT_LINE_RE.match(line)
+            if not m or not CJK_RUN_RE.fullmatch(m.group(1)):
+                continue
+            glosses = []
+            for gloss in m.group(2).split("/"):
+                if CEDICT_SKIP_RE.match(gloss):
+                    continue
+                gloss = re.sub(r"^to ", "", BRACKETS_RE.sub(" ", gloss).strip())
+                glosses.append(gloss)
+            yield m.group(1), glosses
 
 
 @lru_cache(maxsize=1)
@@ -71,24 +96,14 @@ def _cccedict() -> dict[str, tuple[str, ...]]:
     Only this direction is used: its English side read backwards (one-word glosses as
     renderings of English words) lowered cross-validated accuracy on English questions.
     """
-    path = _cccedict_path()
-    if path is None:
-        return {}
     zh_en: dict[str, list[str]] = {}
-    with gzip.open(path, "rt", encoding="utf-8") as fh:
-        for line in fh:
-            m = CEDICT_LINE_RE.match(line)
-            if not m or not CJK_RUN_RE.fullmatch(m.group(1)):
-                continue
-            stems = zh_en.setdefault(m.group(1), [])
-            for gloss in m.group(2).split("/"):
-                if CEDICT_SKIP_RE.match(gloss):
-                    continue
-                gloss = re.sub(r"^to ", "", BRACKETS_RE.sub(" ", gloss).strip())
-                words = [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z\-]*", gloss)]
-                content = [w for w in words if w not in EN_STOPWORDS]
-                if content and len(words) <= CEDICT_MAX_WORDS:
-                    stems.extend(x for x in (stem(w) for w in content) if x not in stems)
+    for headword, glosses in cedict_glosses():
+        stems = zh_en.setdefault(headword, [])
+        for gloss in glosses:
+            words = [w.lower() for w in GLOSS_WORD_RE.findall(gloss)]
+            content = [w for w in words if w not in EN_STOPWORDS]
+            if content and len(words) <= CEDICT_MAX_WORDS:
+                stems.extend(x for x in (stem(w) for w in content) if x not in stems)
     return {k: tuple(v[:20]) for k, v in zh_en.items() if v}
 
 
