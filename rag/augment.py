@@ -54,8 +54,8 @@ INTERROGATIVES_ZH = {
 }
 # English word-list senses that are grammar notes, not renderings ("data" -> 的复数)
 GRAMMAR_NOTE_RE = re.compile(r"复数|过去式|过去分词|现在分词|第三人称|比较级|最高级")
-EN_TOKEN_RE = re.compile(r"[A-Za-z][A-Za-z'_\-]*|[^A-Za-z]+")
-HOW_MANY_RE = re.compile(r"\bhow (?:many|much)\b", re.IGNORECASE)
+# "how many" / "how much" is one token: it renders as one word (多少)
+EN_TOKEN_RE = re.compile(r"\bhow (?:many|much)\b|[A-Za-z][A-Za-z'\-]*|[^A-Za-z]+", re.IGNORECASE)
 
 
 @lru_cache(maxsize=1)
@@ -97,17 +97,16 @@ def _switch_zh(question: str, ratio: float, rng: random.Random) -> str:
 
 def _switch_en(question: str, ratio: float, rng: random.Random) -> str:
     parts: list[str] = []
-    question = HOW_MANY_RE.sub(lambda m: m.group(0).replace(" ", "_"), question)
     for token in EN_TOKEN_RE.findall(question):
         low = token.lower()
         render: tuple[str, ...] = ()
-        if low in ("how_many", "how_much"):
+        if low in ("how many", "how much"):
             render = ("多少",)
         elif low in INTERROGATIVES_EN:
             render = (INTERROGATIVES_EN[low],)
         elif token[0].isalpha() and low not in EN_STOPWORDS:
             render = tuple(s for s in en_to_zh(token) if not GRAMMAR_NOTE_RE.search(s))
-        parts.append(render[0] if render and rng.random() < ratio else token.replace("_", " "))
+        parts.append(render[0] if render and rng.random() < ratio else token)
     # a rendered word loses the spaces around it, as Chinese writes it
     text = "".join(parts)
     return re.sub(r"(?<=[\u4e00-\u9fff]) (?=[\u4e00-\u9fff])", "", text).strip()
