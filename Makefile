@@ -31,6 +31,9 @@ test: install ## Run every test tier: unit, slow (real models) and integration (
 test-fast: install ## Run the fast unit tests only
 	$(BIN)/python -m pytest -p no:cacheprovider -m "not slow and not integration"
 
+soak: install ## The crash and concurrency tests at full length: 20 kill -9 trials each, a 120 s soak
+	RAG_CRASH_TRIALS=20 RAG_SOAK_SECONDS=120 $(BIN)/python -m pytest -p no:cacheprovider tests/test_reliability.py
+
 lint: install ## ruff, ruff format, mypy and hadolint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -58,4 +61,4 @@ fit: index ## Re-fit the answer weights on the dev set (prints k-fold CV accurac
 clean: ## Remove built artifacts (index, reports, caches)
 	rm -rf var reports .pytest_cache .mypy_cache .ruff_cache
 
-.PHONY: help install index run test test-fast lint eval gate fit train clean
+.PHONY: help install index run test test-fast soak lint eval gate fit train clean

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, start_server, stop_server
+from tests.conftest import CORPUS, ROOT, start_server, stop_server
 
 pytestmark = pytest.mark.integration
 RAG = [sys.executable, "-m", "rag.cli"]
@@ -34,10 +35,14 @@ def _rag(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.fixture(params=["open", "keyed"])
-def server(request, tmp_path, corpus_dir):
+@pytest.fixture(scope="module", params=["open", "keyed"])
+def server(request, tmp_path_factory):
+    """One server per mode for the module: every test leaves its corpus as it found it."""
     extra = {"RAG_API_KEYS": "k-123"} if request.param == "keyed" else {}
-    proc, base = start_server(_env(tmp_path, corpus_dir, **extra))
+    root = tmp_path_factory.mktemp(f"server-{request.param}")
+    corpus = root / "seeds"
+    shutil.copytree(CORPUS, corpus)
+    proc, base = start_server(_env(root, corpus, **extra))
     headers = {"Authorization": "Bearer k-123"} if extra else {}
     yield base, headers, request.param
     stop_server(proc)
