@@ -159,9 +159,16 @@ class FaissVectors:
 
         # One question is one query: OpenMP threads only add barrier waits (2.6 ms instead of
         # 0.14 ms per search here when the other core is busy). The setting is per calling
-        # thread in libgomp, so it is made on the thread that searches.
+        # thread in libgomp, which torch shares: it is restored after the search, or the
+        # reader's forward passes that follow on this thread would run on one core.
+        threads = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(1)
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        try:
+            return self._search(np.ascontiguousarray(queries, dtype=np.float32), k)
+        finally:
+            faiss.omp_set_num_threads(threads)
+
+    def _search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         if not self._dead:
             scores, ids = self.index.search(queries, k)
             return scores, ids

@@ -38,6 +38,8 @@ class _Block(nn.Module):
         q = self.q(x).view(split).transpose(1, 2)
         k = self.k(x).view(split).transpose(1, 2)
         v = self.v(x).view(split).transpose(1, 2)
+        if bias is not None and bias.dtype != q.dtype:  # under bf16 autocast
+            bias = bias.to(q.dtype)
         ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         x = self.aln(x + self.o(ctx.transpose(1, 2).reshape(b, t, h)))
         return self.oln(x + self.fo(F.gelu(self.fi(x))))

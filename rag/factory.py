@@ -130,9 +130,13 @@ def make_reader(settings: Settings):  # type: ignore[no-untyped-def]
     """The learned span reader, or None when ``RAG_READER=rules`` selects the typed extractor."""
     if settings.reader == "rules":
         return None
-    from rag.reader import Reader
+    from rag.reader import Reader, use_bf16
 
-    return Reader(settings.reader_weights, int8=settings.reader_int8)
+    return Reader(
+        settings.reader_weights,
+        int8=settings.reader_int8,
+        bf16=use_bf16(settings.reader_precision),
+    )
 
 
 def load_pipeline(settings: Settings, *, embedder=None, reader=None):  # type: ignore[no-untyped-def]

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Context", "ReadSpan", "Reading", "Reader"]
+__all__ = ["Context", "ReadSpan", "Reading", "Reader", "cpu_has_bf16", "use_bf16"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,25 @@ class Reading:
     window_contexts: tuple[int, ...] = ()  # the context rank of each window (of null_scores)
 
 
+def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU multiplies bf16 natively (AVX512-BF16 or AMX); False where unknown."""
+    try:
+        flags = cpuinfo.read_text(errors="replace").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def use_bf16(precision: str) -> bool:
+    """The reader's ``RAG_READER_PRECISION`` resolved: ``auto`` means bf16 where it is native.
+
+    Without native instructions bf16 is emulated and slower than fp32, so auto never picks it.
+    """
+    if precision == "auto":
+        return cpu_has_bf16()
+    return precision == "bf16"
+
+
 class Reader:
     """Loads the trained reader lazily; thread-safe for concurrent questions."""
 
@@ -66,6 +85,7 @@ class Reader:
         batch_size: int = 4,
         top: int = 5,
         int8: bool = False,
+        bf16: bool = False,
     ):
         """Configure the reader; weights load on first use.
 
@@ -74,9 +94,11 @@ class Reader:
             batch_size: windows per forward pass.
             top: spans kept per window.
             int8: run the linear layers with int8 weights (torch dynamic quantization).
+            bf16: run the forward pass under bf16 autocast (ignored with ``int8``).
         """
         self.weights_path = weights_path
         self.int8 = int8
+        self.bf16 = bf16 and not int8
         self.batch_size = batch_size
         self.top = top
         self._model: Any = None
@@ -128,18 +150,23 @@ class Reader:
                 windows.append(w)
                 owners.append(ctx)
         found: list[ReadSpan] = []
-        nulls: list[float] = []
-        with torch.inference_mode():
-            for k in range(0, len(windows), self.batch_size):
-                chunk = windows[k : k + self.batch_size]
-                words, mask = as_batch(self._weights, [w.ids for w in chunk])
+        nulls = [0.0] * len(windows)
+        # windows of like length share a batch, so little of a batch is padding
+        order = sorted(range(len(windows)), key=lambda i: len(windows[i].ids), reverse=True)
+        with (
+            torch.inference_mode(),
+            torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16),
+        ):
+            for k in range(0, len(order), self.batch_size):
+                batch = order[k : k + self.batch_size]
+                words, mask = as_batch(self._weights, [windows[i].ids for i in batch])
                 start, end = self._model(words, mask)
-                s_np, e_np = start.numpy(), end.numpy()
-                for i, win in enumerate(chunk):
-                    ctx = owners[k + i]
-                    null = float(s_np[i, 0] + e_np[i, 0])
-                    nulls.append(null)
-                    for score, a, b in best_spans(s_np[i], e_np[i], win, top=self.top):
+                s_np, e_np = start.float().numpy(), end.float().numpy()
+                for row, w_idx in enumerate(batch):
+                    win, ctx = windows[w_idx], owners[w_idx]
+                    null = float(s_np[row, 0] + e_np[row, 0])
+                    nulls[w_idx] = null
+                    for score, a, b in best_spans(s_np[row], e_np[row], win, top=self.top):
                         lo, hi = win.char_span(a, b)
                         text = ctx.text[lo:hi]
                         if not text.strip():

@@ -229,3 +229,22 @@ def test_clause_vectors_are_optional(corpus_dir, tmp_path, fake_embedder):
     assert store.manifest["clauses"] == 0 and not store.clauses_by_sentence
     assert store.clause_vectors is not None and len(store.clause_vectors) == 0
     assert IndexStore.open(tmp_path / "a").manifest["clauses"] > 0
+
+
+def test_a_search_leaves_the_threads_of_the_caller_as_they_were():
+    """FAISS searches on one thread, but torch (same libgomp) must keep its pool for the reader."""
+    import torch
+
+    from index.faiss_store import FaissVectors
+
+    vectors = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    store = FaissVectors(build_faiss(vectors, np.arange(50), "Flat"))
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _, ids = store.search(vectors[:1], 3)
+        assert ids[0][0] == 0
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

@@ -257,3 +257,44 @@ def test_reader_finds_the_answer_across_languages(fake_index, fake_embedder, bun
     tr = pipeline.trace("How many intelligent coal mines had Shanxi built by the end of 2024?")
     assert tr.reading is not None and tr.reading.windows >= 1
     assert any("268" in s.text for s in tr.reading.spans[:5])
+
+
+def test_bf16_is_chosen_only_where_the_cpu_multiplies_it(tmp_path):
+    from rag.reader import cpu_has_bf16, use_bf16
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512bw\n")
+    assert not cpu_has_bf16(info)
+    info.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    assert cpu_has_bf16(info)
+    assert not cpu_has_bf16(tmp_path / "missing")
+    assert use_bf16("bf16") and not use_bf16("fp32")
+    assert use_bf16("auto") == cpu_has_bf16()
+
+
+@pytest.mark.slow
+def test_bf16_reads_as_fp32_does_in_any_context_order(bundled_reader):
+    """Padded batches in bf16 give fp32's spans; no-answer scores stay with their windows."""
+    contexts = [
+        "The Eiffel Tower is a wrought-iron lattice tower in Paris. It was completed in 1889.",
+        "埃菲尔铁塔是一座位于巴黎的铁制镂空塔，于1889年建成，" * 6,
+        "The bridge over the river was designed by Anna Berg and opened in 1932.",
+    ]
+    ctxs = [Context(f"d{i}", 0, len(t), t, i) for i, t in enumerate(contexts)]
+    question = "When was the Eiffel Tower completed?"
+    was = bundled_reader.bf16
+    try:
+        bundled_reader.bf16 = False
+        fp32 = bundled_reader.run(question, ctxs)
+        bundled_reader.bf16 = True
+        bf16 = bundled_reader.run(question, ctxs)
+    finally:
+        bundled_reader.bf16 = was
+    reversed_read = bundled_reader.run(question, ctxs[::-1])
+    assert "1889" in fp32.spans[0].text
+    assert (bf16.spans[0].start, bf16.spans[0].doc_id) == (fp32.spans[0].start, "d0")
+    assert np.allclose(bf16.null_scores, fp32.null_scores, atol=0.3)
+    by_context = dict(zip(fp32.window_contexts, fp32.null_scores, strict=True))
+    again = dict(zip(reversed_read.window_contexts, reversed_read.null_scores, strict=True))
+    assert by_context.keys() == again.keys()
+    assert all(abs(by_context[c] - again[c]) < 0.3 for c in by_context)
