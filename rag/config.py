@@ -120,6 +120,12 @@ class Settings(BaseSettings):
         "within 0.1 of fp32) needs a CPU with native bf16 instructions (avx512_bf16 or AMX); "
         "auto picks it where the CPU has them, fp32 elsewhere.",
     )
+    reader_code_switch: bool = Field(
+        True,
+        description="Read a context in the other language than the question's twice: as asked "
+        "and with the question's dictionary words rendered in the context's language, averaging "
+        "the two readings' logits.",
+    )
     reader_contexts: int = Field(
         0,
         ge=0,

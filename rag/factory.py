@@ -136,6 +136,7 @@ def make_reader(settings: Settings):  # type: ignore[no-untyped-def]
         settings.reader_weights,
         int8=settings.reader_int8,
         bf16=use_bf16(settings.reader_precision),
+        code_switch=settings.reader_code_switch,
     )
 
 

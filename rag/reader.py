@@ -5,21 +5,45 @@ the reader was trained on, scores every span of at most ``MAX_ANSWER_TOKENS`` to
 each window's no-answer option, and returns spans with exact document offsets, best
 first. It answers any question style in either language; whether to trust its best span
 is the abstention stage's decision (:mod:`rag.abstain`).
+
+A context in the other language than the question's is read twice (``code_switch=True``):
+with the question as asked, and with every dictionary word of it rendered in the context's
+language (:func:`rag.augment.code_switch`); the two readings' logits over the same context
+tokens are averaged. Measured with the reader alone on the gold paragraph (XQuAD-half
+valid, 141 questions a direction): Chinese questions over English paragraphs F1 0.477 ->
+0.548, English over Chinese 0.647 -> 0.656; over same-language contexts it would cost (en
+0.639 -> 0.561, zh 0.751 -> 0.685), so those are read once.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-__all__ = ["Context", "ReadSpan", "Reading", "Reader", "cpu_has_bf16", "use_bf16"]
+if TYPE_CHECKING:
+    from rag.windows import Window
+
+__all__ = [
+    "Context",
+    "ReadSpan",
+    "Reading",
+    "Reader",
+    "cpu_has_bf16",
+    "is_chinese_text",
+    "use_bf16",
+]
 
 log = logging.getLogger(__name__)
+
+_CJK_CHAR_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_LATIN_RE = re.compile(r"[A-Za-z]")
 
 
 @dataclass(frozen=True)
@@ -56,6 +80,24 @@ class Reading:
     window_contexts: tuple[int, ...] = ()  # the context rank of each window (of null_scores)
 
 
+def is_chinese_text(text: str) -> bool:
+    """Whether Chinese characters are at least 30% of the text's letters.
+
+    (A word of English is about five letters, a Chinese word one or two characters.)
+    """
+    cjk = len(_CJK_CHAR_RE.findall(text))
+    return cjk > 0 and cjk >= 0.3 * (cjk + len(_LATIN_RE.findall(text)))
+
+
+def _reads_across(question: str, context: str) -> bool:
+    """Whether the question is in the other language than the context.
+
+    A question with Chinese characters is Chinese, the direction rule of
+    :func:`rag.augment.code_switch`.
+    """
+    return bool(_CJK_CHAR_RE.search(question)) != is_chinese_text(context)
+
+
 def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     """Whether the CPU multiplies bf16 natively (AVX512-BF16 or AMX); False where unknown."""
     try:
@@ -86,6 +128,7 @@ class Reader:
         top: int = 5,
         int8: bool = False,
         bf16: bool = False,
+        code_switch: bool = True,
     ):
         """Configure the reader; weights load on first use.
 
@@ -95,12 +138,14 @@ class Reader:
             top: spans kept per window.
             int8: run the linear layers with int8 weights (torch dynamic quantization).
             bf16: run the forward pass under bf16 autocast (ignored with ``int8``).
+            code_switch: read other-language contexts with the code-switched question too.
         """
         self.weights_path = weights_path
         self.int8 = int8
         self.bf16 = bf16 and not int8
         self.batch_size = batch_size
         self.top = top
+        self.code_switch = code_switch
         self._model: Any = None
         self._lock = threading.Lock()
         self.manifest: Any = None
@@ -133,55 +178,97 @@ class Reader:
             self._weights, self._tok, self.manifest = weights, E5Tokenizer(weights), manifest
             self._model = model
 
-    def run(self, question: str, contexts: list[Context]) -> Reading:
-        """Read the contexts for the question; spans best first (at most ``top`` a window)."""
+    def _windows(
+        self, question: str, contexts: list[Context]
+    ) -> tuple[list[Window], list[Context], list[Window | None]]:
+        """Each context's windows, their contexts, and each window's code-switched twin."""
+        from rag.augment import code_switch
+        from rag.e5 import BOS, EOS
+        from rag.windows import Window, make_windows, question_ids
+
+        cfg = self._model.config
+        q_ids = question_ids(self._tok, question, cfg.max_question_tokens)
+        alt_ids: list[int] | None = None
+        windows: list[Window] = []
+        owners: list[Context] = []
+        twins: list[Window | None] = []
+        for ctx in contexts:
+            ids, spans = self._tok.encode(ctx.text)
+            across = self.code_switch and _reads_across(question, ctx.text)
+            if across and alt_ids is None:
+                alt = code_switch(question, 1.0, random.Random(0))
+                alt_ids = question_ids(self._tok, alt, cfg.max_question_tokens)
+            if not across or alt_ids is None or alt_ids == q_ids:
+                for w in make_windows(q_ids, ids, spans, max_len=cfg.max_len):
+                    windows.append(w)
+                    owners.append(ctx)
+                    twins.append(None)
+                continue
+            # both questions read the same context slices: cut for the longer one
+            longer = max(q_ids, alt_ids, key=len)
+            for base in make_windows(longer, ids, spans, max_len=cfg.max_len):
+                part = base.ids[base.first : base.first + len(base.spans)]
+                windows.append(
+                    Window([BOS, *q_ids, EOS, EOS, *part, EOS], len(q_ids) + 3, base.spans)
+                )
+                twins.append(
+                    Window([BOS, *alt_ids, EOS, EOS, *part, EOS], len(alt_ids) + 3, base.spans)
+                )
+                owners.append(ctx)
+        return windows, owners, twins
+
+    def _logits(self, inputs: list[Window]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Start and end logits of each window, in input order."""
         import torch
 
         from rag.reader_model import as_batch
-        from rag.windows import best_spans, make_windows, question_ids
 
-        self.warm_up()
-        cfg = self._model.config
-        q_ids = question_ids(self._tok, question, cfg.max_question_tokens)
-        windows, owners = [], []
-        for ctx in contexts:
-            ids, spans = self._tok.encode(ctx.text)
-            for w in make_windows(q_ids, ids, spans, max_len=cfg.max_len):
-                windows.append(w)
-                owners.append(ctx)
-        found: list[ReadSpan] = []
-        nulls = [0.0] * len(windows)
+        out: list[Any] = [None] * len(inputs)
         # windows of like length share a batch, so little of a batch is padding
-        order = sorted(range(len(windows)), key=lambda i: len(windows[i].ids), reverse=True)
+        order = sorted(range(len(inputs)), key=lambda i: len(inputs[i].ids), reverse=True)
         with (
             torch.inference_mode(),
             torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16),
         ):
             for k in range(0, len(order), self.batch_size):
                 batch = order[k : k + self.batch_size]
-                words, mask = as_batch(self._weights, [windows[i].ids for i in batch])
+                words, mask = as_batch(self._weights, [inputs[i].ids for i in batch])
                 start, end = self._model(words, mask)
                 s_np, e_np = start.float().numpy(), end.float().numpy()
-                for row, w_idx in enumerate(batch):
-                    win, ctx = windows[w_idx], owners[w_idx]
-                    null = float(s_np[row, 0] + e_np[row, 0])
-                    nulls[w_idx] = null
-                    for score, a, b in best_spans(s_np[row], e_np[row], win, top=self.top):
-                        lo, hi = win.char_span(a, b)
-                        text = ctx.text[lo:hi]
-                        if not text.strip():
-                            continue
-                        found.append(
-                            ReadSpan(
-                                ctx.doc_id,
-                                ctx.start + lo,
-                                ctx.start + hi,
-                                text,
-                                score,
-                                null,
-                                ctx.rank,
-                            )
+                for row, i in enumerate(batch):
+                    out[i] = (s_np[row], e_np[row])
+        return out
+
+    def run(self, question: str, contexts: list[Context]) -> Reading:
+        """Read the contexts for the question; spans best first (at most ``top`` a window)."""
+        from rag.windows import best_spans
+
+        self.warm_up()
+        windows, owners, twins = self._windows(question, contexts)
+        paired = [t for t in twins if t is not None]
+        logits = self._logits(windows + paired)
+        twin_logits = iter(logits[len(windows) :])
+        found: list[ReadSpan] = []
+        nulls = []
+        for win, ctx, twin, (s, e) in zip(windows, owners, twins, logits, strict=False):
+            if twin is not None:  # the two readings' mean over the shared context tokens
+                ts, te = next(twin_logits)
+                n, a, b = len(win.spans), win.first, twin.first
+                s, e = s.copy(), e.copy()
+                s[0], e[0] = (s[0] + ts[0]) / 2, (e[0] + te[0]) / 2
+                s[a : a + n] = (s[a : a + n] + ts[b : b + n]) / 2
+                e[a : a + n] = (e[a : a + n] + te[b : b + n]) / 2
+            null = float(s[0] + e[0])
+            nulls.append(null)
+            for score, i, j in best_spans(s, e, win, top=self.top):
+                lo, hi = win.char_span(i, j)
+                text = ctx.text[lo:hi]
+                if text.strip():
+                    found.append(
+                        ReadSpan(
+                            ctx.doc_id, ctx.start + lo, ctx.start + hi, text, score, null, ctx.rank
                         )
+                    )
         found.sort(key=lambda s: s.score, reverse=True)
         return Reading(tuple(found), tuple(nulls), len(windows), tuple(c.rank for c in owners))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 
 import numpy as np
 import pytest
@@ -298,3 +299,38 @@ def test_bf16_reads_as_fp32_does_in_any_context_order(bundled_reader):
     again = dict(zip(reversed_read.window_contexts, reversed_read.null_scores, strict=True))
     assert by_context.keys() == again.keys()
     assert all(abs(by_context[c] - again[c]) < 0.3 for c in by_context)
+
+
+def test_chinese_text_is_told_by_its_share_of_chinese_characters():
+    from rag.reader import is_chinese_text
+
+    assert is_chinese_text("山西省智能化煤矿数量达到268座，BYD 和 Tesla 也在其中。")
+    assert is_chinese_text("創(chuàng)新是第一動力")
+    assert not is_chinese_text("The word 创新 means innovation in Chinese, as the article says.")
+    assert not is_chinese_text("1889, 2024 and 268")
+
+
+@pytest.mark.slow
+def test_an_other_language_context_is_read_with_the_code_switched_question_too(bundled_reader):
+    """The twin reading covers the same context tokens; its logits are averaged in."""
+    from rag.augment import code_switch
+
+    question = "When was the Eiffel Tower completed?"
+    zh = "埃菲尔铁塔是一座位于巴黎的铁制镂空塔，于1889年建成。"
+    en = "The Eiffel Tower is a wrought-iron lattice tower in Paris. It was completed in 1889."
+    ctxs = [Context("zh", 0, len(zh), zh, 0), Context("en", 0, len(en), en, 1)]
+    windows, _, twins = bundled_reader._windows(question, ctxs)
+    assert [t is not None for t in twins] == [True, False]
+    assert twins[0].spans == windows[0].spans and twins[0].ids != windows[0].ids
+    was = bundled_reader.bf16, bundled_reader.code_switch
+    try:
+        bundled_reader.bf16 = False
+        both = bundled_reader.run(question, ctxs[:1])
+        bundled_reader.code_switch = False
+        asked = bundled_reader.run(question, ctxs[:1])
+        switched = bundled_reader.run(code_switch(question, 1.0, random.Random(0)), ctxs[:1])
+    finally:
+        bundled_reader.bf16, bundled_reader.code_switch = was
+    mean = (asked.null_scores[0] + switched.null_scores[0]) / 2
+    assert abs(both.null_scores[0] - mean) < 0.05
+    assert "1889" in both.spans[0].text
