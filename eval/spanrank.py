@@ -353,6 +353,8 @@ def run_span_calibration(
 
     key = ranker_key(settings.reader_int8)
     variant = "" if settings.sentence_ranking == "fitted" else f"-{settings.sentence_ranking}"
+    if not settings.reader_code_switch:  # the readings differ: records of their own
+        variant += "-no-code-switch"
     cache = settings.index_dir.parent / f"{key.replace('span_ranker', 'spanrank')}{variant}.json"
     if reuse and cache.exists():
         records = json.loads(cache.read_text())
@@ -379,6 +381,8 @@ def run_span_calibration(
         "wrong_answer_cost": WRONG_ANSWER_COST,
         "embedder": records[0].get("embedder"),
         "none_share": round(NONE_SHARE, 4),
+        "reader_code_switch": settings.reader_code_switch,
+        "reader_precision": settings.reader_precision,
         "data": [f"{dataset.name} valid (mixed-language corpus)", "bundled corpus (unanswerable)"],
         "figures": figures,
     }
