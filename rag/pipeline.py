@@ -385,8 +385,12 @@ class Pipeline:
         )
 
     def warm_up(self) -> None:
-        """Run one question so that every lazy resource (dictionaries, jieba) is loaded."""
-        self.ask("How many coal mines? 多少座煤矿?")
+        """Run a question in each language so that every lazy resource is loaded.
+
+        (Dictionaries, jieba, and the reader's code-switching of either language.)
+        """
+        self.ask("How many coal mines?")
+        self.ask("多少座煤矿?")
 
     def _sentences(self, query: Query, qvec: np.ndarray, hits: list[Hit]) -> list[ScoredSentence]:
         store = self.store

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import logging
 import random
-import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from index.textnorm import CJK_RUN_RE, cjk_ratio
 
 if TYPE_CHECKING:
     from rag.windows import Window
@@ -41,9 +42,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-_CJK_CHAR_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_LATIN_RE = re.compile(r"[A-Za-z]")
 
 
 @dataclass(frozen=True)
@@ -81,12 +79,8 @@ class Reading:
 
 
 def is_chinese_text(text: str) -> bool:
-    """Whether Chinese characters are at least 30% of the text's letters.
-
-    (A word of English is about five letters, a Chinese word one or two characters.)
-    """
-    cjk = len(_CJK_CHAR_RE.findall(text))
-    return cjk > 0 and cjk >= 0.3 * (cjk + len(_LATIN_RE.findall(text)))
+    """Whether Chinese characters are at least 30% of the text's letters (as detect_script)."""
+    return cjk_ratio(text) >= 0.3
 
 
 def _reads_across(question: str, context: str) -> bool:
@@ -95,7 +89,7 @@ def _reads_across(question: str, context: str) -> bool:
     A question with Chinese characters is Chinese, the direction rule of
     :func:`rag.augment.code_switch`.
     """
-    return bool(_CJK_CHAR_RE.search(question)) != is_chinese_text(context)
+    return bool(CJK_RUN_RE.search(question)) != is_chinese_text(context)
 
 
 def cpu_has_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
@@ -247,10 +241,10 @@ class Reader:
         windows, owners, twins = self._windows(question, contexts)
         paired = [t for t in twins if t is not None]
         logits = self._logits(windows + paired)
-        twin_logits = iter(logits[len(windows) :])
+        own, twin_logits = logits[: len(windows)], iter(logits[len(windows) :])
         found: list[ReadSpan] = []
         nulls = []
-        for win, ctx, twin, (s, e) in zip(windows, owners, twins, logits, strict=False):
+        for win, ctx, twin, (s, e) in zip(windows, owners, twins, own, strict=True):
             if twin is not None:  # the two readings' mean over the shared context tokens
                 ts, te = next(twin_logits)
                 n, a, b = len(win.spans), win.first, twin.first
