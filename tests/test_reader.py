@@ -114,7 +114,7 @@ def test_best_threshold_prices_wrong_answers():
 def test_train_smoke_then_load_and_read(tmp_path, e5):
     """20 examples, a few steps: the whole code path, resumable, weights with a manifest."""
     from rag.reader import Reader
-    from rag.reader_model import load_reader
+    from rag.reader_model import ReaderConfig, load_reader
     from rag.train import TrainConfig, train_reader
 
     rows = []
@@ -135,9 +135,17 @@ def test_train_smoke_then_load_and_read(tmp_path, e5):
     data = tmp_path / "toy.jsonl"
     data.write_text("\n".join(json.dumps(r) for r in rows))
     out = tmp_path / "reader.pt"
-    cfg = TrainConfig(epochs=2, batch_size=4, checkpoint_every=2, max_examples=20)
-    manifest = train_reader([data], out, work_dir=tmp_path / "work", config=cfg, valid_per_set=4)
+    cfg = TrainConfig(epochs=2, batch_size=4, checkpoint_every=2, max_examples=20, precision="bf16")
+    manifest = train_reader(
+        [data],
+        out,
+        work_dir=tmp_path / "work",
+        reader_config=ReaderConfig(frozen=9),
+        config=cfg,
+        valid_per_set=4,
+    )
     assert manifest.hyper_parameters["steps"] == manifest.hyper_parameters["total_steps"] > 0
+    assert manifest.config["frozen"] == 9 and manifest.hyper_parameters["precision"] == "bf16"
     assert "toy:en>en" in manifest.valid and out.stat().st_size < 8_000_000
     saved = json.loads(out.with_suffix(".json").read_text())
     assert len(saved["weights_sha256"]) == 64 and saved["base_sha256"]
@@ -162,6 +170,7 @@ def test_train_smoke_then_load_and_read(tmp_path, e5):
     # 16 questions, 4 cross-lingual ones twice more, then code-switched copies of most
     assert 16 + 2 * 4 < second.data["train_questions"] <= 2 * (16 + 2 * 4)
     assert out.name in second.data["init"]
+    assert second.config["frozen"] == 9  # the architecture of the weights it started from
     load_reader(e5[0], tuned)
 
 
