@@ -39,6 +39,7 @@ from eval.calibrate import NONE_SHARE, RIGHT_F1, best_threshold, fit_logistic
 from eval.gold import load_gold
 from eval.metrics import answer_matches, qa_scores
 from eval.public import corpus_pipeline, load_split
+from index.errors import ConfigError
 from index.textnorm import is_cjk
 from rag.abstain import WRONG_ANSWER_COST
 from rag.rank import SPAN_FEATURES, SpanEvidence, abstain_features, ranker_key, span_features
@@ -349,12 +350,20 @@ def run_span_calibration(
     ``write=False`` reports the held-out figures only (an ablation: e.g. with
     ``RAG_SENTENCE_RANKING=plain``); each setting caches its records in a file of its own.
     """
-    from rag.reader_model import BUNDLED
+    from rag.reader_model import BUNDLED, file_sha256
 
+    weights = weights or settings.reader_weights or BUNDLED
+    if settings.reader_weights and Path(settings.reader_weights).resolve() != weights.resolve():
+        raise ConfigError(
+            f"RAG_READER_WEIGHTS is {settings.reader_weights} but the manifest to write is "
+            f"{weights}'s: the weights that read are the weights calibrated"
+        )
+    settings = settings.model_copy(update={"reader_weights": weights})
     key = ranker_key(settings.reader_int8)
     variant = "" if settings.sentence_ranking == "fitted" else f"-{settings.sentence_ranking}"
     if not settings.reader_code_switch:  # the readings differ: records of their own
         variant += "-no-code-switch"
+    variant += f"-{file_sha256(weights)[:12]}"  # records of other weights are never reused
     cache = settings.index_dir.parent / f"{key.replace('span_ranker', 'spanrank')}{variant}.json"
     if reuse and cache.exists():
         records = json.loads(cache.read_text())
@@ -368,7 +377,7 @@ def run_span_calibration(
     ranker = fit_ranker([r for r in records if r["source"] != "dev"], chosen)
     a_coef, a_icpt, cut = fit_abstainer(records, ranker, chosen)
     figures = {str(k): v for k, v in results.items()}
-    manifest_path = (weights or BUNDLED).with_suffix(".json")
+    manifest_path = weights.with_suffix(".json")
     manifest = json.loads(manifest_path.read_text())
     manifest.setdefault("calibration", {})[key] = {
         "features": list(SPAN_FEATURES),

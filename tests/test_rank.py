@@ -172,11 +172,17 @@ def test_pipeline_picks_the_ranker_of_its_precision_and_warns_on_mismatch(
 
 def test_calibration_reuses_its_records_and_report_only_leaves_the_manifest(tmp_path):
     from eval.spanrank import run_span_calibration
+    from index.errors import ConfigError
     from rag.config import Settings
+    from rag.reader_model import file_sha256
 
     settings = Settings(index_dir=tmp_path / "index", sentence_ranking="plain")
-    (tmp_path / "spanrank-plain.json").write_text(json.dumps(_records(60)))
     weights = tmp_path / "reader.pt"
+    weights.write_bytes(b"trained tensors")
+    # the records are keyed by the weights that read them
+    (tmp_path / f"spanrank-plain-{file_sha256(weights)[:12]}.json").write_text(
+        json.dumps(_records(60))
+    )
     manifest = weights.with_suffix(".json")
     manifest.write_text(json.dumps({"calibration": {}}))
     report = run_span_calibration(
@@ -186,3 +192,6 @@ def test_calibration_reuses_its_records_and_report_only_leaves_the_manifest(tmp_
     run_span_calibration(settings, tmp_path / "unused.jsonl", weights=weights, reuse=True)
     stored = json.loads(manifest.read_text())["calibration"]["span_ranker"]
     assert SpanRanker.from_manifest({"span_ranker": stored}) is not None
+    other = settings.model_copy(update={"reader_weights": tmp_path / "other.pt"})
+    with pytest.raises(ConfigError, match="weights that read"):
+        run_span_calibration(other, tmp_path / "unused.jsonl", weights=weights, reuse=True)
