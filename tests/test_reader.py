@@ -343,3 +343,19 @@ def test_an_other_language_context_is_read_with_the_code_switched_question_too(b
     mean = (asked.null_scores[0] + switched.null_scores[0]) / 2
     assert abs(both.null_scores[0] - mean) < 0.05
     assert "1889" in both.spans[0].text
+
+
+def test_rag_train_refuses_an_unknown_precision_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    data = tmp_path / "toy.jsonl"
+    data.write_text("{}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "rag.cli", "train", "--data", str(data), "--precision", "fp8"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1"},
+    )
+    assert done.returncode != 0
+    assert "--precision" in done.stderr and "Traceback" not in done.stderr
