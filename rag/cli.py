@@ -270,7 +270,7 @@ def train_cmd(
     ] = Path("var/train"),
     epochs: Annotated[
         float, typer.Option(min=0.01, help="Passes over the training windows.")
-    ] = 2.0,
+    ] = 1.6,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     max_minutes: Annotated[
         float, typer.Option(min=0, help="Stop (and checkpoint) after this long; 0 = no limit.")
@@ -296,7 +296,7 @@ def train_cmd(
             max=1.0,
             help="Share of questions also shown code-switched into the other language.",
         ),
-    ] = 0.0,
+    ] = 0.3,
     frozen: Annotated[
         int | None,
         typer.Option(

@@ -54,7 +54,7 @@ Progress = Callable[[int, int, float], None]
 class TrainConfig:
     """Hyper-parameters of a training run."""
 
-    epochs: float = 1.5
+    epochs: float = 1.6
     batch_size: int = 16
     lr: float = 5e-4
     head_lr: float = 2e-3
@@ -64,7 +64,7 @@ class TrainConfig:
     other_article_negatives: float = 0.1  # questions paired with another article's context
     simplified_copies: float = 0.5  # traditional examples shown in simplified script
     cross_copies: int = 0  # extra copies of each cross-lingual question (question_lang != lang)
-    code_switch: float = 0.0  # share of questions also shown code-switched (rag.augment)
+    code_switch: float = 0.3  # share of questions also shown code-switched (rag.augment)
     checkpoint_every: int = 50
     max_minutes: float = 0.0  # 0 = no limit; the run stops, saves and can resume
     max_examples: int = 0  # 0 = all (a smoke test uses a few)
