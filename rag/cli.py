@@ -380,7 +380,11 @@ def train_cmd(
 def calibrate_cmd(
     dataset: Annotated[
         list[Path] | None,
-        typer.Option(help="Public QA JSONL whose valid split calibrates (default: XQuAD-half)."),
+        typer.Option(
+            help="Public QA JSONL whose valid split calibrates: the first is a parallel set "
+            "asked across languages, the others are asked over their own articles (default: "
+            "XQuAD-half, then CMRC 2018 for the span ranker)."
+        ),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="Questions per direction.")] = 141,
     reuse: Annotated[
@@ -417,6 +421,7 @@ def calibrate_cmd(
     settings = get_settings()
     _setup_logging(settings)
     files = dataset or [settings.qa_data_dir / "xquad-half.jsonl"]
+    span_files = dataset or [*files, settings.qa_data_dir / "cmrc2018.jsonl"]
     if not spans and not fallback:
         raise ConfigError("nothing to fit: give --spans or --fallback")
     if fallback and report_only:
@@ -428,7 +433,12 @@ def calibrate_cmd(
         typer.echo(json.dumps(figures, ensure_ascii=False))
     if spans:
         ranked = run_span_calibration(
-            settings, files[0], weights=out, reuse=reuse, write=not report_only
+            settings,
+            span_files[0],
+            extra=tuple(span_files[1:]),
+            weights=out,
+            reuse=reuse,
+            write=not report_only,
         )
         typer.echo(json.dumps(ranked, ensure_ascii=False))
 

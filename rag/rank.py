@@ -7,7 +7,8 @@ makes answers worse. This stage scores each of the reader's ``TOP_SPANS`` best s
 with a logistic model over the same few generic numbers for every question:
 
 - the span's reader logit, relative to the best span's, and to its window's no-answer logit;
-- its probability among all spans and no-answer options, with its repeats added;
+- its probability among all spans and no-answer options, with its repeats added, and the
+  probability of the other spans inside it (a phrase that holds the reader's shorter guesses);
 - how the retrieval saw the sentence holding it: the embedding similarity to the question,
   its BM25 score (normalised per question), and its rank;
 - which retrieved context it came from, whether that passage is in the question's
@@ -60,6 +61,7 @@ SPAN_FEATURES = (
     "log_chars",  # log(1 + characters)
     "numbers_matched",  # share of the numbers the question states (years...) in its sentence
     "numbers_missed",  # share of them its sentence does not state (0 when none are stated)
+    "inner_mass",  # probability of the other spans whose text lies inside this one's
 )
 
 
@@ -118,6 +120,11 @@ def span_features(spans: list[SpanEvidence], null_scores: list[float]) -> np.nda
     for s, pi in zip(spans, p, strict=True):
         mass[answer_key(s.text)] = mass.get(answer_key(s.text), 0.0) + float(pi)
     best = scores.max()
+    folded = [answer_key(s.text) for s in spans]
+    inner = [
+        sum(float(pj) for j, (t, pj) in enumerate(zip(folded, p, strict=True)) if j != i and t in k)
+        for i, k in enumerate(folded)
+    ]
     rows = [
         (
             s.score - best,
@@ -132,8 +139,9 @@ def span_features(spans: list[SpanEvidence], null_scores: list[float]) -> np.nda
             math.log1p(len(s.text)),
             s.numbers_matched,
             s.numbers_missed,
+            inner_i,
         )
-        for s, pi in zip(spans, p, strict=True)
+        for s, pi, inner_i in zip(spans, p, inner, strict=True)
     ]
     return np.array(rows, dtype=np.float64)
 

@@ -36,6 +36,12 @@ def test_features_are_relative_to_the_question():
     assert x[:, _col("prob")].sum() < 1.0  # the no-answer options hold the rest
     assert x[2, _col("sentence_rank")] == 0.0 and x[0, _col("sentence_rank")] == 1.0
     assert x[1, _col("context_rank")] == pytest.approx(1 / 3)
+    # a span holding the reader's other spans gathers their probability
+    nested = [_span("37 intelligent coal mines", 5.0), _span("37", 6.0), _span("coal", 4.0)]
+    x = span_features(nested, [0.0])
+    prob = x[:, _col("prob")]
+    assert x[0, _col("inner_mass")] == pytest.approx(prob[1] + prob[2])
+    assert x[1, _col("inner_mass")] == 0.0 and x[2, _col("inner_mass")] == 0.0
     assert span_features([], [0.0]).shape == (0, len(SPAN_FEATURES))
 
 
@@ -196,3 +202,40 @@ def test_calibration_reuses_its_records_and_report_only_leaves_the_manifest(tmp_
     other = settings.model_copy(update={"reader_weights": tmp_path / "other.pt"})
     with pytest.raises(ConfigError, match="weights that read"):
         run_span_calibration(other, tmp_path / "unused.jsonl", weights=weights, reuse=True)
+
+
+def test_one_language_sets_are_asked_over_their_own_articles_and_fit_the_ranker_only(
+    monkeypatch, tmp_path
+):
+    import eval.spanrank as spanrank
+
+    rows = [
+        {"id": f"c{i}", "title": f"T{i % 3}", "context": f"上下文 {i % 3}", "question": f"问{i}"}
+        | {"answers": [{"text": "长江三角洲", "answer_start": 0}], "lang": "zh-Hans"}
+        | {"split": "valid" if i < 6 else "train", "dataset": "cmrc"}
+        for i in range(8)
+    ]
+    path = tmp_path / "cmrc-like.jsonl"
+    path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n")
+    indexed: list[set[str]] = []
+
+    def fake_corpus(settings, corpus, folder):  # type: ignore[no-untyped-def]
+        indexed.append({r.title for r in corpus})
+        return folder.name
+
+    spans = [asdict(_span("长江三角洲", 3.0)), asdict(_span("黄河", 4.0))]
+    monkeypatch.setattr(spanrank, "corpus_pipeline", fake_corpus)
+    monkeypatch.setattr(spanrank, "_row", lambda p, q: {"spans": spans, "nulls": [0.0]})
+    out = spanrank.collect_own_articles(None, path)
+    assert indexed == [{"T0", "T1", "T2"}], "one index of the valid split's articles"
+    assert len(out) == 6 and {r["direction"] for r in out} == {"cmrc-like"}
+    assert all(r["labels"] == [True, False] for r in out), "right at F1 >= 0.5 (character level)"
+    assert all(r["source"] == spanrank.OWN_ARTICLES for r in out)
+    # they teach the ranker; the abstainer is fitted as if they were not there
+    records = _records(60)
+    assert not np.allclose(
+        spanrank.fit_ranker(records + out, 6)[0], spanrank.fit_ranker(records, 6)[0]
+    )
+    ranker = spanrank.fit_ranker(records, 6)
+    with_own = spanrank.fit_abstainer(records + out, ranker, 6)
+    assert np.allclose(with_own[0], spanrank.fit_abstainer(records, ranker, 6)[0])
