@@ -424,6 +424,9 @@ def calibrate_cmd(
     span_files = dataset or [*files, settings.qa_data_dir / "cmrc2018.jsonl"]
     if not spans and not fallback:
         raise ConfigError("nothing to fit: give --spans or --fallback")
+    missing = [str(f) for f in (span_files if spans else files) if not f.is_file()]
+    if missing and not reuse:  # before half an hour of questions, not after
+        raise ConfigError(f"dataset {', '.join(missing)} does not exist (RAG_QA_DATA_DIR?)")
     if fallback and report_only:
         raise ConfigError("--report-only applies to the span ranker: drop --fallback")
     if fallback and settings.reader_int8:

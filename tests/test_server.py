@@ -157,6 +157,9 @@ def test_cli_index_ask_and_errors(tmp_path, corpus_dir):
     assert "Traceback" not in missing.stderr
     idle = _rag(env, "calibrate", "--no-spans")
     assert idle.returncode == 2 and "nothing to fit" in idle.stderr.strip().splitlines()[-1]
+    nowhere = _rag(env, "calibrate", "--dataset", str(tmp_path / "none.jsonl"))
+    last = nowhere.stderr.strip().splitlines()[-1]
+    assert nowhere.returncode == 2 and "none.jsonl does not exist" in last, "refused at once"
     bad_gold = tmp_path / "bad.jsonl"
     bad_gold.write_text('{"id": 1}\n')
     ev = subprocess.run(
