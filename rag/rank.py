@@ -116,11 +116,11 @@ def span_features(spans: list[SpanEvidence], null_scores: list[float]) -> np.nda
     logits = np.concatenate([scores, np.asarray(null_scores, dtype=np.float64)])
     p = np.exp(logits - logits.max())
     p = p[: len(spans)] / p.sum()
-    mass: dict[str, float] = {}
-    for s, pi in zip(spans, p, strict=True):
-        mass[answer_key(s.text)] = mass.get(answer_key(s.text), 0.0) + float(pi)
-    best = scores.max()
     folded = [answer_key(s.text) for s in spans]
+    mass: dict[str, float] = {}
+    for key, pi in zip(folded, p, strict=True):
+        mass[key] = mass.get(key, 0.0) + float(pi)
+    best = scores.max()
     inner = [
         sum(float(pj) for j, (t, pj) in enumerate(zip(folded, p, strict=True)) if j != i and t in k)
         for i, k in enumerate(folded)
@@ -130,7 +130,7 @@ def span_features(spans: list[SpanEvidence], null_scores: list[float]) -> np.nda
             s.score - best,
             s.score - s.null_score,
             float(pi),
-            mass[answer_key(s.text)],
+            mass[key],
             s.dense,
             s.bm25,
             1.0 / (1 + s.sentence_rank) if s.sentence_rank >= 0 else 0.0,
@@ -141,7 +141,7 @@ def span_features(spans: list[SpanEvidence], null_scores: list[float]) -> np.nda
             s.numbers_missed,
             inner_i,
         )
-        for s, pi, inner_i in zip(spans, p, inner, strict=True)
+        for s, key, pi, inner_i in zip(spans, folded, p, inner, strict=True)
     ]
     return np.array(rows, dtype=np.float64)
 
