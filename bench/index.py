@@ -98,6 +98,7 @@ def run_one(
     total, emb = median(cold), median(embed_s)
     return {
         "embedder": embedder.name,
+        "engine": getattr(embedder, "engine", None),
         "threads": getattr(embedder, "threads", None),
         "model_load_s": round(load_s, 2),
         "batch_size": getattr(embedder, "batch_size", None),
@@ -128,7 +129,7 @@ def run(
     """
     rows = []
     for emb in embedders:
-        log.info("benchmarking index build with %s", emb.name)
+        log.info("benchmarking index build with %s (%s)", emb.name, getattr(emb, "engine", ""))
         rows.append(run_one(seeds_dir, emb, rounds=rounds))
     first = rows[0]
     figures: dict[str, Any] = {

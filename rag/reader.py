@@ -157,7 +157,7 @@ class Reader:
         with self._lock:
             if self._model is not None:
                 return
-            from rag.e5 import E5Tokenizer, E5Weights
+            from index.e5 import E5Tokenizer, E5Weights
             from rag.reader_model import load_reader
 
             weights = E5Weights()
@@ -176,8 +176,8 @@ class Reader:
         self, question: str, contexts: list[Context]
     ) -> tuple[list[Window], list[Context], list[Window | None]]:
         """Each context's windows, their contexts, and each window's code-switched twin."""
+        from index.e5 import BOS, EOS
         from rag.augment import code_switch
-        from rag.e5 import BOS, EOS
         from rag.windows import Window, make_windows, question_ids
 
         cfg = self._model.config

