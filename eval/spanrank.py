@@ -33,6 +33,7 @@ import json
 import logging
 import random
 import tempfile
+import time
 from collections import defaultdict
 from dataclasses import asdict
 from pathlib import Path
@@ -47,6 +48,7 @@ from eval.public import corpus_pipeline, load_split
 from index.errors import ConfigError
 from index.textnorm import is_cjk
 from rag.abstain import WRONG_ANSWER_COST
+from rag.factory import LOG_EVERY_S
 from rag.rank import (
     SPAN_FEATURES,
     TOP_SPANS,
@@ -89,7 +91,29 @@ def _right_public(text: str, answers: set[str]) -> bool:
     return qa_scores(text, same, "zh" if _is_zh(text) else "en")[1] >= RIGHT_F1
 
 
+class _Asked:
+    """Counts the questions asked while collecting; a log line every ``LOG_EVERY_S`` seconds.
+
+    A collection runs for half an hour; these lines show it moving between its stages.
+    """
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.start = self.last = time.monotonic()
+
+    def tick(self) -> None:
+        self.count += 1
+        now = time.monotonic()
+        if now - self.last >= LOG_EVERY_S:
+            self.last = now
+            log.info("span ranker data: %d questions asked (%.0f s)", self.count, now - self.start)
+
+
+_asked = _Asked()
+
+
 def _row(pipeline: Any, question: str) -> dict[str, Any]:
+    _asked.tick()
     tr = pipeline.trace(question)
     spans = pipeline.span_evidence(tr, top=COLLECT_SPANS)
     return {

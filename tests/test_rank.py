@@ -243,3 +243,19 @@ def test_one_language_sets_are_asked_over_their_own_articles_and_fit_the_ranker_
     ranker = spanrank.fit_ranker(records, 6)
     with_own = spanrank.fit_abstainer(records + out, ranker, 6)
     assert np.allclose(with_own[0], spanrank.fit_abstainer(records, ranker, 6)[0])
+
+
+def test_collection_logs_the_questions_it_has_asked(monkeypatch, caplog):
+    import logging
+
+    import eval.spanrank as spanrank
+
+    asked = spanrank._Asked()
+    monkeypatch.setattr(spanrank, "LOG_EVERY_S", 3600.0)
+    with caplog.at_level(logging.INFO, logger="eval.spanrank"):
+        asked.tick()
+        assert not caplog.records, "no line before LOG_EVERY_S has passed"
+        monkeypatch.setattr(spanrank, "LOG_EVERY_S", 0.0)
+        asked.tick()
+    assert asked.count == 2
+    assert "2 questions asked" in caplog.records[-1].getMessage()
