@@ -5,8 +5,9 @@ direction) become a temporary corpus and index; every question is asked through 
 pipeline against that open corpus, and scored with the official normalisations (SQuAD
 v1.1 for English answers, CMRC 2018 for Chinese ones). Reported per direction
 (``question language > article language``): EM, F1, answered rate, evidence hit@1 (the
-first evidence sentence holds a gold answer), F1 by question word, and the reader alone
-with the gold paragraph given, so retrieval and reading errors separate. The typed-span
+first evidence sentence holds a gold answer), read hit (a passage the reader read holds
+one), F1 by question word, and the reader alone with the gold paragraph given, so retrieval
+and reading errors separate. The typed-span
 extractor runs over the same index as the baseline.
 """
 
@@ -164,6 +165,8 @@ def _summary(items: list[dict[str, Any]]) -> dict[str, Any]:
     }
     if "evidence_hit1" in items[0]:
         out["evidence_hit@1"] = round(float(np.mean([i["evidence_hit1"] for i in items])), 4)
+    if "read_hit" in items[0]:
+        out["read_hit"] = round(float(np.mean([i["read_hit"] for i in items])), 4)
     if "gold_f1" in items[0]:
         out["gold_paragraph_f1"] = round(float(np.mean([i["gold_f1"] for i in items])), 4)
     words: dict[str, list[float]] = defaultdict(list)
@@ -222,7 +225,8 @@ def run_dataset(
             pipeline = open_corpus(corpus_rows, folder)
             learned, rules = [], []
             for r in items:
-                ans = pipeline.ask(r.question, top_k=5)
+                tr = pipeline.trace(r.question)
+                ans = pipeline.answer_from(tr, top_k=5)
                 em, f1 = _score(ans.text, r)
                 first = ans.citations[0].snippet if ans.citations else ""
                 item = {
@@ -235,6 +239,8 @@ def run_dataset(
                 if pipeline.reader is not None:
                     from rag.reader import Context
 
+                    read = pipeline.contexts(tr.sentences, tr.hits)
+                    item["read_hit"] = float(any(_holds_answer(c.text, r) for c in read))
                     reading = pipeline.reader.run(
                         r.question, [Context("", 0, len(r.context), r.context, 0)]
                     )
@@ -359,7 +365,7 @@ def run_cli(
 
 def format_public(result: dict[str, Any]) -> str:
     """A plain-text table: one line per direction and reader."""
-    cols = ["questions", "em", "f1", "answered", "evidence_hit@1", "gold_paragraph_f1"]
+    cols = ["questions", "em", "f1", "answered", "evidence_hit@1", "read_hit", "gold_paragraph_f1"]
     lines = [
         f"{result['dataset']} ({result['split']})",
         f"{'direction':10s} {'reader':15s} " + " ".join(f"{c:>17s}" for c in cols),

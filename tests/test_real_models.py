@@ -178,3 +178,81 @@ def test_learned_reader_on_the_bundled_corpus(real_pipeline):
         assert pipeline.store.documents[c.doc_id].text[c.start : c.end] == ans.text
         right += c.doc_id == item.doc and answer_matches(ans.text, item.answers)
     assert right / len(items) >= 0.6, f"{right}/{len(items)}"  # measured 0.79
+
+
+def test_scoring_a_public_split_over_its_own_articles(tmp_path):
+    """``rag eval --dataset``: an open corpus of the split's articles, each direction scored."""
+    import json
+
+    from eval.public import corpus_pipeline, format_public, run_dataset
+    from rag.config import Settings
+
+    paris = (
+        "The Eiffel Tower is a wrought-iron lattice tower in Paris. It was designed by the "
+        "company of the engineer Gustave Eiffel and built from 1887 to 1889 for the World's Fair."
+    )
+    rice = (
+        "Rice is the seed of the grass species Oryza sativa. China is the largest producer of "
+        "rice in the world, followed by India."
+    )
+    zh = "埃菲尔铁塔位于巴黎，由古斯塔夫·埃菲尔的公司设计，于1887年至1889年建成。"
+    rows = [
+        (
+            "q1",
+            "Eiffel Tower",
+            paris,
+            "Who designed the Eiffel Tower?",
+            "Gustave Eiffel",
+            "en",
+            "en",
+        ),
+        ("q2", "Rice", rice, "Which country produces the most rice?", "China", "en", "en"),
+        (
+            "q3",
+            "Eiffel Tower",
+            zh,
+            "埃菲尔铁塔是哪家公司设计的？",
+            "古斯塔夫·埃菲尔的公司",
+            "zh-Hans",
+            "zh-Hans",
+        ),
+        (
+            "q4",
+            "Eiffel Tower",
+            paris,
+            "Who built the tower in Paris?",
+            "Gustave Eiffel",
+            "en",
+            "en",
+        ),
+    ]
+    path = tmp_path / "toy.jsonl"
+    with path.open("w") as fh:
+        for rid, title, ctx, q, a, lang, qlang in rows:
+            start = ctx.index(a)
+            row = {
+                "id": rid,
+                "title": title,
+                "context": ctx,
+                "question": q,
+                "lang": lang,
+                "question_lang": qlang,
+                "split": "valid",
+                "answers": [{"text": a, "answer_start": start}],
+            }
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    settings = Settings(index_dir=tmp_path / "index")
+    result = run_dataset(
+        path,
+        split="valid",
+        directions=None,
+        limit=None,
+        open_corpus=lambda rows, folder: corpus_pipeline(settings, rows, folder),
+        baseline=False,
+    )
+    assert set(result["directions"]) == {"en>en", "zh>zh"}
+    en = result["directions"]["en>en"]["reader"]
+    assert en["questions"] == 3 and en["read_hit"] == 1.0
+    assert en["f1"] > 0.5, "the reader answers easy questions over their own articles"
+    assert 0.0 <= en["gold_paragraph_f1"] <= 1.0 and "who" in en["f1_by_word"]
+    assert "read_hit" in format_public(result)
