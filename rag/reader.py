@@ -215,7 +215,7 @@ class Reader:
         """Start and end logits of each window, in input order."""
         import torch
 
-        from rag.reader_model import as_batch
+        from index.encoder import as_batch
 
         out: list[Any] = [None] * len(inputs)
         # windows of like length share a batch, so little of a batch is padding

@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -194,16 +193,3 @@ def load_reader(weights: E5Weights, path: Path | None = None) -> tuple[SpanReade
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
     model.eval()
     return model, manifest
-
-
-def as_batch(
-    weights: E5Weights, seqs: list[list[int]], pad_to: int | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Word embeddings and mask of padded token sequences."""
-    t = pad_to or max(len(s) for s in seqs)
-    ids = np.full((len(seqs), t), 1, dtype=np.int64)
-    mask = np.zeros((len(seqs), t), dtype=bool)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = s
-        mask[i, : len(s)] = True
-    return torch.from_numpy(weights.word_rows(ids)), torch.from_numpy(mask)

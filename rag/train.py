@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from index.e5 import E5Tokenizer, E5Weights
+from index.encoder import as_batch
 from index.errors import ConfigError
 from index.textnorm import to_simplified
 from rag.reader import use_bf16
@@ -36,7 +37,6 @@ from rag.reader_model import (
     ReaderConfig,
     ReaderManifest,
     SpanReader,
-    as_batch,
     build_reader,
     file_sha256,
     load_reader,
