@@ -281,6 +281,10 @@ def train_cmd(
     valid_per_set: Annotated[
         int, typer.Option(min=0, help="Valid questions scored per set for the manifest.")
     ] = 100,
+    valid_data: Annotated[
+        list[Path] | None,
+        typer.Option(help="QA JSONL files whose valid rows are scored (default: --data)."),
+    ] = None,
     init: Annotated[
         Path | None,
         typer.Option(help="Trained reader weights to fine-tune (default: train from the base)."),
@@ -297,6 +301,15 @@ def train_cmd(
             help="Share of questions also shown code-switched into the other language.",
         ),
     ] = 0.3,
+    shared_norm: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of steps that read each question in 3 windows of its article at once, "
+            "one softmax over them all (logits comparable across passages).",
+        ),
+    ] = 0.0,
     frozen: Annotated[
         int | None,
         typer.Option(
@@ -329,7 +342,7 @@ def train_cmd(
     files = data or sorted(settings.qa_data_dir.glob("*.jsonl"))
     if not files:
         raise ConfigError(f"no QA data: {settings.qa_data_dir} has no .jsonl file (give --data)")
-    for f in files:
+    for f in [*files, *(valid_data or [])]:
         if not f.is_file():
             raise ConfigError(f"QA data file {f} does not exist")
     if init is not None and not init.is_file():
@@ -345,6 +358,7 @@ def train_cmd(
         max_examples=max_examples,
         cross_copies=cross_copies,
         code_switch=code_switch,
+        shared_norm=shared_norm,
         precision=precision,
     )
     tty = sys.stderr.isatty()
@@ -372,6 +386,7 @@ def train_cmd(
             valid_per_set=valid_per_set,
             progress=progress,
             init=init,
+            valid_data=valid_data,
         )
     typer.echo(json.dumps(manifest.valid, ensure_ascii=False))
 

