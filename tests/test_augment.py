@@ -53,3 +53,16 @@ def test_code_switched_copies_keep_context_and_answers():
         assert c["question_lang"] == "mixed" and CJK_RUN_RE.search(c["question"])
         assert c["context"] in {r["context"] for r in rows} and c["answers"] == rows[0]["answers"]
     assert code_switched(rows, 0.0, random.Random(1)) == []
+
+
+def test_a_word_of_several_senses_is_rendered_as_the_passage_to_be_read_says_it():
+    from rag.augment import code_switch
+
+    zh = "医疗报告是为谁而写？"
+    assert "inform" in code_switch(zh, 1.0, random.Random(0))  # CC-CEDICT's first sense
+    over = code_switch(zh, 1.0, random.Random(0), "The medical report was written for the king.")
+    assert "report" in over and "inform" not in over
+    en = "What is the theory behind the spread of the plague?"
+    assert "伸展" in code_switch(en, 1.0, random.Random(0))
+    over = code_switch(en, 1.0, random.Random(0), "关于瘟疫传播的理论有很多。")
+    assert "传播" in over and "伸展" not in over
