@@ -54,8 +54,8 @@ INTERROGATIVES_ZH = {
 }
 # English word-list senses that are grammar notes, not renderings ("data" -> 的复数)
 GRAMMAR_NOTE_RE = re.compile(r"复数|过去式|过去分词|现在分词|第三人称|比较级|最高级")
-# "how many" / "how much" is one token: it renders as one word (多少)
 EN_WORD_RE = re.compile(r"[A-Za-z][A-Za-z'\-]*")
+# "how many" / "how much" is one token: it renders as one word (多少)
 EN_TOKEN_RE = re.compile(r"\bhow (?:many|much)\b|[A-Za-z][A-Za-z'\-]*|[^A-Za-z]+", re.IGNORECASE)
 
 
