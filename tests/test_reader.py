@@ -435,12 +435,22 @@ def test_an_other_language_context_is_read_with_the_code_switched_question_too(b
         both = bundled_reader.run(question, ctxs[:1])
         bundled_reader.code_switch = False
         asked = bundled_reader.run(question, ctxs[:1])
-        switched = bundled_reader.run(code_switch(question, 1.0, random.Random(0)), ctxs[:1])
+        switched = bundled_reader.run(code_switch(question, 1.0, random.Random(0), zh), ctxs[:1])
     finally:
         bundled_reader.bf16, bundled_reader.code_switch = was
     mean = (asked.null_scores[0] + switched.null_scores[0]) / 2
     assert abs(both.null_scores[0] - mean) < 0.05
     assert "1889" in both.spans[0].text
+
+
+@pytest.mark.slow
+def test_a_traditional_question_over_a_simplified_context_is_read_in_simplified(bundled_reader):
+    text = "山西省智能化煤矿数量达到268座，居全国首位。"
+    ctx = [Context("s", 0, len(text), text, 0)]
+    trad, _, _ = bundled_reader._windows("山西省有多少座智能化煤礦？", ctx)
+    native, _, _ = bundled_reader._windows("山西省有多少座智能化煤矿？", ctx)
+    assert [w.ids for w in trad] == [w.ids for w in native]
+    assert "268" in bundled_reader.run("山西省有多少座智能化煤礦？", ctx).spans[0].text
 
 
 def test_rag_train_refuses_an_unknown_precision_in_one_line(tmp_path):
