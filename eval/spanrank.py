@@ -72,7 +72,9 @@ CONTEXTS = 6  # passages read per question while collecting; the fit may choose 
 # Spans kept per question while collecting: enough that the first TOP_SPANS of the passages
 # a fit reads are all there, as the pipeline ranks them reading only those passages.
 COLLECT_SPANS = 80
-RECORDS_VERSION = 2  # 2: COLLECT_SPANS spans and the question; 1: the first 20 spans of 6 passages
+# 3: other-language passages read in their own senses (rag.augment); 2: COLLECT_SPANS spans
+# and the question; 1: the first 20 spans of 6 passages
+RECORDS_VERSION = 3
 UNANSWERABLE = 150  # public questions asked of the bundled corpus
 ON_TOPIC_ROUNDS = 2  # corpora with paragraphs left out (unanswerable questions on topic)
 # Source of the records of the one-language sets: they fit the ranker, not the abstainer
