@@ -72,9 +72,10 @@ CONTEXTS = 6  # passages read per question while collecting; the fit may choose 
 # Spans kept per question while collecting: enough that the first TOP_SPANS of the passages
 # a fit reads are all there, as the pipeline ranks them reading only those passages.
 COLLECT_SPANS = 80
-# 3: other-language passages read in their own senses (rag.augment); 2: COLLECT_SPANS spans
-# and the question; 1: the first 20 spans of 6 passages
-RECORDS_VERSION = 3
+# 4: other-language evidence sentences ranked with the question's cross vector
+# (Pipeline.cross_vector); 3: other-language passages read in their own senses
+# (rag.augment); 2: COLLECT_SPANS spans and the question; 1: the first 20 spans of 6 passages
+RECORDS_VERSION = 4
 UNANSWERABLE = 150  # public questions asked of the bundled corpus
 ON_TOPIC_ROUNDS = 2  # corpora with paragraphs left out (unanswerable questions on topic)
 # Source of the records of the one-language sets: they fit the ranker, not the abstainer
@@ -434,6 +435,8 @@ def records_path(settings: Any, weights: Path, extra: tuple[Path, ...] = ()) -> 
     variant = "" if settings.sentence_ranking == "fitted" else f"-{settings.sentence_ranking}"
     if not settings.reader_code_switch:  # the readings differ: records of their own
         variant += "-no-code-switch"
+    if not settings.cross_query:  # so do the passages read
+        variant += "-no-cross-query"
     variant += "".join(f"-{path.stem}" for path in extra)
     variant += f"-{file_sha256(weights)[:12]}"
     variant += f"-v{RECORDS_VERSION}" if RECORDS_VERSION > 1 else ""

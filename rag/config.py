@@ -111,6 +111,11 @@ class Settings(BaseSettings):
     qa_data_dir: Path = Field(
         Path("../shared/qa-data"), description="Public QA data for `rag train` and `rag calibrate`."
     )
+    cross_query: bool = Field(
+        True,
+        description="Rank Chinese evidence sentences for an English question by the "
+        "question's vector averaged with that of its rendering into Chinese.",
+    )
     sentence_ranking: Literal["fitted", "plain"] = Field(
         "fitted",
         description="How evidence sentences are ranked: the fitted model over every sentence "

@@ -160,4 +160,5 @@ def load_pipeline(settings: Settings, *, embedder=None, reader=None):  # type: i
         reader=reader if reader is not None else make_reader(settings),
         reader_contexts=settings.reader_contexts,
         sentence_ranking=settings.sentence_ranking,
+        cross_query=settings.cross_query,
     )

