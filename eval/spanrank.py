@@ -24,7 +24,7 @@ questions (the dev set's ``none`` kind is unanswerable too; the one-language set
 left out, :data:`OWN_ARTICLES`); its threshold maximises ``right -
 WRONG_ANSWER_COST * wrong``. Figures are held out: dev in 5 folds (ranker fitted without
 dev, abstainer without the fold), public in folds by article. The number of passages read
-is chosen among ``(3, 6)`` by the mean of the two.
+is chosen among 1 to ``CONTEXTS`` by the mean of the two.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ from rag.rank import (
 
 __all__ = [
     "CONTEXTS",
+    "check_columns",
     "collect",
     "fit_abstainer",
     "fit_and_report",
@@ -279,13 +280,14 @@ def collect_on_topic(
 
 
 def _matrix(
-    rec: dict[str, Any], contexts: int, top: int = TOP_SPANS
+    rec: dict[str, Any], contexts: int, top: int = TOP_SPANS, drop: frozenset[str] = frozenset()
 ) -> tuple[np.ndarray, np.ndarray]:
     """Features and labels of the spans the ranker sees reading ``contexts`` passages.
 
     The pipeline ranks the ``top`` best spans of the passages it reads; the spans of one
     passage do not depend on the others read, so they are the first ``top`` of the
-    collected spans found in those passages.
+    collected spans found in those passages. Columns named in ``drop`` are zeros (an
+    ablation: a constant column gets no weight).
     """
     known = set(SpanEvidence.__dataclass_fields__)
     spans = [SpanEvidence(**{k: v for k, v in s.items() if k in known}) for s in rec["spans"]]
@@ -293,22 +295,32 @@ def _matrix(
     owners = rec.get("null_contexts") or [0] * len(rec["nulls"])
     nulls = [n for n, c in zip(rec["nulls"], owners, strict=True) if c < contexts]
     x = span_features([spans[i] for i in keep], nulls)
+    if drop and len(x):
+        x[:, [SPAN_FEATURES.index(name) for name in drop]] = 0.0
     return x, np.array([rec["labels"][i] for i in keep], dtype=bool)
 
 
 def _standardised_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
-    """Logistic fit on standardised columns, returned in the raw columns' scale."""
+    """Logistic fit on standardised columns, returned in the raw columns' scale.
+
+    Labels of one class (every chosen span right, as reading one passage may give on a
+    small set) fit a constant: certain of that class.
+    """
+    if y.all() or not y.any():
+        return np.zeros(x.shape[1]), 30.0 if y.all() else -30.0
     mu, sd = x.mean(0), x.std(0) + 1e-9
     coef, icpt = fit_logistic((x - mu) / sd, y, weight=w * len(w) / w.sum())
     coef = coef / sd
     return coef, icpt - float(coef @ mu)
 
 
-def fit_ranker(records: list[dict[str, Any]], contexts: int) -> tuple[np.ndarray, float]:
+def fit_ranker(
+    records: list[dict[str, Any]], contexts: int, drop: frozenset[str] = frozenset()
+) -> tuple[np.ndarray, float]:
     """Span scoring: right spans against the others, over questions that have a right one."""
     xs, ys, ws = [], [], []
     for rec in records:
-        x, y = _matrix(rec, contexts)
+        x, y = _matrix(rec, contexts, drop=drop)
         if len(x) and y.any():
             xs.append(x)
             ys.append(y)
@@ -317,10 +329,13 @@ def fit_ranker(records: list[dict[str, Any]], contexts: int) -> tuple[np.ndarray
 
 
 def _chosen(
-    rec: dict[str, Any], ranker: tuple[np.ndarray, float], contexts: int
+    rec: dict[str, Any],
+    ranker: tuple[np.ndarray, float],
+    contexts: int,
+    drop: frozenset[str] = frozenset(),
 ) -> tuple[np.ndarray, bool] | None:
     """The abstention features of the ranker's choice, and whether it is right."""
-    x, y = _matrix(rec, contexts)
+    x, y = _matrix(rec, contexts, drop=drop)
     if not len(x):
         return None
     z = x @ ranker[0] + ranker[1]
@@ -329,7 +344,10 @@ def _chosen(
 
 
 def fit_abstainer(
-    records: list[dict[str, Any]], ranker: tuple[np.ndarray, float], contexts: int
+    records: list[dict[str, Any]],
+    ranker: tuple[np.ndarray, float],
+    contexts: int,
+    drop: frozenset[str] = frozenset(),
 ) -> tuple[np.ndarray, float, float]:
     """Whether the chosen span is right: ``(coef, intercept, threshold)``.
 
@@ -343,7 +361,7 @@ def fit_abstainer(
     w_non = NONE_SHARE / (1 - NONE_SHARE) * n_ans / max(1, n_non)
     xs, ys, ws = [], [], []
     for rec in records:
-        got = _chosen(rec, ranker, contexts)
+        got = _chosen(rec, ranker, contexts, drop)
         if got is not None:
             xs.append(got[0])
             ys.append(got[1])
@@ -353,32 +371,40 @@ def fit_abstainer(
     return coef, icpt, best_threshold(1 / (1 + np.exp(-(x @ coef + icpt))), y, w)
 
 
-def _answers(rec: dict[str, Any], ranker: Any, abstainer: Any, contexts: int) -> tuple[bool, bool]:
+def _answers(
+    rec: dict[str, Any], ranker: Any, abstainer: Any, contexts: int, drop: frozenset[str]
+) -> tuple[bool, bool]:
     """``(answered, the chosen span is right)`` of one record."""
-    got = _chosen(rec, ranker, contexts)
+    got = _chosen(rec, ranker, contexts, drop)
     if got is None:
         return False, False
     coef, icpt, cut = abstainer
     return bool(1 / (1 + np.exp(-(got[0] @ coef + icpt))) >= cut), got[1]
 
 
-def evaluate(records: list[dict[str, Any]], contexts: int, *, seed: int = 13) -> dict[str, Any]:
-    """Held-out figures for one number of contexts.
+def evaluate(
+    records: list[dict[str, Any]],
+    contexts: int,
+    *,
+    seed: int = 13,
+    drop: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """Held-out figures for one number of contexts (without the columns in ``drop``).
 
     Dev: the ranker is fitted on public questions only; the abstainer on public questions
     and the other dev folds (5 folds). Public: folds by article, dev in every fold.
     """
     public = [r for r in records if r["source"] != "dev"]
     dev = [r for r in records if r["source"] == "dev"]
-    ranker = fit_ranker(public, contexts)
+    ranker = fit_ranker(public, contexts, drop)
     folds = np.arange(len(dev)) % 5
     random.Random(seed).shuffle(folds)  # type: ignore[arg-type]
     by_kind: dict[str, list[float]] = defaultdict(list)
     for k in range(5):
         rest = [r for r, f in zip(dev, folds, strict=True) if f != k]
-        abstainer = fit_abstainer(public + rest, ranker, contexts)
+        abstainer = fit_abstainer(public + rest, ranker, contexts, drop)
         for rec in (r for r, f in zip(dev, folds, strict=True) if f == k):
-            answered, right = _answers(rec, ranker, abstainer, contexts)
+            answered, right = _answers(rec, ranker, abstainer, contexts, drop)
             answerable = rec["kind"] != "none"
             by_kind[rec["kind"]].append(float(answered and right if answerable else not answered))
             if answerable:
@@ -388,10 +414,10 @@ def evaluate(records: list[dict[str, Any]], contexts: int, *, seed: int = 13) ->
     fold_of = {t: i % PUBLIC_FOLDS for i, t in enumerate(titles)}
     for k in sorted(set(fold_of.values())):
         train = [r for r in public if fold_of[r["title"]] != k]
-        fold_ranker = fit_ranker(train, contexts)
-        fold_abstainer = fit_abstainer(train + dev, fold_ranker, contexts)
+        fold_ranker = fit_ranker(train, contexts, drop)
+        fold_abstainer = fit_abstainer(train + dev, fold_ranker, contexts, drop)
         for rec in (r for r in public if fold_of[r["title"]] == k):
-            answered, right = _answers(rec, fold_ranker, fold_abstainer, contexts)
+            answered, right = _answers(rec, fold_ranker, fold_abstainer, contexts, drop)
             lang = rec.get("direction") or rec["qlang"]
             if rec["source"] == "unanswerable":
                 pub["abstained_unanswerable"].append(float(not answered))
@@ -413,14 +439,16 @@ def evaluate(records: list[dict[str, Any]], contexts: int, *, seed: int = 13) ->
 
 
 def fit_and_report(
-    records: list[dict[str, Any]], candidates: tuple[int, ...] = (3, 6)
+    records: list[dict[str, Any]],
+    candidates: tuple[int, ...] = tuple(range(1, CONTEXTS + 1)),
+    drop: frozenset[str] = frozenset(),
 ) -> tuple[int, dict[int, dict[str, Any]]]:
     """Choose the number of contexts by held-out figures.
 
     The mean of the dev accuracy (5 folds) and the public answered-right rate (folds by
     article): both the bundled corpus and new articles count.
     """
-    results = {k: evaluate(records, k) for k in candidates}
+    results = {k: evaluate(records, k, drop=drop) for k in candidates}
     return max(candidates, key=lambda k: results[k]["score"]), results
 
 
@@ -444,6 +472,16 @@ def records_path(settings: Any, weights: Path, extra: tuple[Path, ...] = ()) -> 
     return Path(settings.index_dir).parent / f"{name}{variant}.json"
 
 
+def check_columns(drop: tuple[str, ...]) -> frozenset[str]:
+    """The span ranker columns an ablation leaves out; an unknown name is a clear error."""
+    unknown = sorted(set(drop) - set(SPAN_FEATURES))
+    if unknown:
+        raise ConfigError(
+            f"unknown span ranker column {', '.join(unknown)}: one of {', '.join(SPAN_FEATURES)}"
+        )
+    return frozenset(drop)
+
+
 def run_span_calibration(
     settings: Any,
     dataset: Path,
@@ -452,14 +490,18 @@ def run_span_calibration(
     weights: Path | None = None,
     reuse: bool = False,
     write: bool = True,
+    drop: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Collect (or reuse) the records, fit, report, and store the ranker in the manifest.
 
     ``write=False`` reports the held-out figures only (an ablation: e.g. with
-    ``RAG_SENTENCE_RANKING=plain``); each setting (and each list of ``extra`` data sets)
-    caches its records in a file of its own.
+    ``RAG_SENTENCE_RANKING=plain``, or ``drop`` naming :data:`SPAN_FEATURES` columns that
+    the fits leave out); each setting (and each list of ``extra`` data sets) caches its
+    records in a file of its own.
     """
     from rag.reader_model import BUNDLED
+
+    dropped = check_columns(drop)
 
     weights = weights or settings.reader_weights or BUNDLED
     if settings.reader_weights and Path(settings.reader_weights).resolve() != weights.resolve():
@@ -476,11 +518,11 @@ def run_span_calibration(
         records = collect(settings, dataset, extra=extra)
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(records, ensure_ascii=False))
-    chosen, results = fit_and_report(records)
+    chosen, results = fit_and_report(records, drop=dropped)
     if not write:
         return {"contexts": chosen, "figures": {str(k): v for k, v in results.items()}}
-    ranker = fit_ranker([r for r in records if r["source"] != "dev"], chosen)
-    a_coef, a_icpt, cut = fit_abstainer(records, ranker, chosen)
+    ranker = fit_ranker([r for r in records if r["source"] != "dev"], chosen, dropped)
+    a_coef, a_icpt, cut = fit_abstainer(records, ranker, chosen, dropped)
     figures = {str(k): v for k, v in results.items()}
     manifest_path = weights.with_suffix(".json")
     manifest = json.loads(manifest_path.read_text())
@@ -504,6 +546,8 @@ def run_span_calibration(
         ],
         "figures": figures,
     }
+    if dropped:
+        manifest["calibration"][key]["dropped"] = sorted(dropped)
     manifest_path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     log.info("%s written to %s (contexts %d)", key, manifest_path, chosen)
     return {"contexts": chosen, "figures": figures}

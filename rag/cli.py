@@ -424,6 +424,13 @@ def calibrate_cmd(
         bool,
         typer.Option(help="Print the span ranker's held-out figures; change no manifest."),
     ] = False,
+    drop: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A span ranker column the fits leave out (repeatable; an ablation, with "
+            "--report-only --reuse)."
+        ),
+    ] = None,
 ) -> None:
     """Fit the span ranker (and the fallback abstainer on request) on unseen questions.
 
@@ -431,10 +438,11 @@ def calibrate_cmd(
     the dev set is never fitted on, the public ones come from folds by article.
     """
     from eval.calibrate import run_calibration
-    from eval.spanrank import run_span_calibration
+    from eval.spanrank import check_columns, run_span_calibration
 
     settings = get_settings()
     _setup_logging(settings)
+    check_columns(tuple(drop or ()))
     files = dataset or [settings.qa_data_dir / "xquad-half.jsonl"]
     span_files = dataset or [*files, settings.qa_data_dir / "cmrc2018.jsonl"]
     if not spans and not fallback:
@@ -457,6 +465,7 @@ def calibrate_cmd(
             weights=out,
             reuse=reuse,
             write=not report_only,
+            drop=tuple(drop or ()),
         )
         typer.echo(json.dumps(ranked, ensure_ascii=False))
 

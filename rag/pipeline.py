@@ -734,7 +734,6 @@ class Pipeline:
                     context_rank=sp.context_rank,
                     same_lang=self.store.documents[sp.doc_id].lang.startswith("zh") == q_zh,
                     dense=f.get("dense_same", 0.0) + f.get("dense_cross", 0.0),
-                    bm25=f.get("bm25", 0.0),
                     sentence_rank=(
                         rank.get((holder.doc_id, holder.start), -1) if holder is not None else -1
                     ),

@@ -10,10 +10,13 @@ with a logistic model over the same few generic numbers for every question:
 - its probability among all spans and no-answer options, with its repeats added, and the
   probability of the other spans inside it (a phrase that holds the reader's shorter guesses);
 - how the retrieval saw the sentence holding it: the embedding similarity to the question,
-  its BM25 score (normalised per question), and its rank;
+  and its rank;
 - which retrieved context it came from, whether that passage is in the question's
   language, and the span's length;
 - whether its sentence states the numbers the question states (a year, a count).
+
+The sentence's BM25 score (normalised per question) was a column until held-out figures
+showed the choice better without it (``rag calibrate --report-only --drop bm25``; README).
 
 The best-scored span is chosen; a second logistic model over the chosen span's numbers
 (and its ranker score) gives the probability that it is a right answer, and the answer
@@ -54,7 +57,6 @@ SPAN_FEATURES = (
     "prob",  # probability among all spans and no-answer options
     "mass",  # the same, with the probability of its repeats (same text) added
     "dense",  # embedding similarity of its sentence to the question
-    "bm25",  # BM25 of its sentence, divided by the question's best
     "sentence_rank",  # 1 / (1 + rank of its sentence among the ranked ones); 0 if unranked
     "context_rank",  # 1 / (1 + rank of its context)
     "same_lang",  # 1 when its passage is in the question's language
@@ -75,7 +77,6 @@ class SpanEvidence:
     context_rank: int
     same_lang: bool
     dense: float
-    bm25: float
     sentence_rank: int  # -1: the sentence holding it was not among the ranked ones
     numbers_matched: float = 0.0
     numbers_missed: float = 0.0
@@ -132,7 +133,6 @@ def span_features(spans: list[SpanEvidence], null_scores: list[float]) -> np.nda
             float(pi),
             mass[key],
             s.dense,
-            s.bm25,
             1.0 / (1 + s.sentence_rank) if s.sentence_rank >= 0 else 0.0,
             1.0 / (1 + s.context_rank),
             float(s.same_lang),

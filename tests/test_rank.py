@@ -14,7 +14,7 @@ from rag.reader_model import BUNDLED
 
 
 def _span(text: str, score: float, **kw: object) -> SpanEvidence:
-    base = SpanEvidence(text, score, 0.0, 0, True, 0.5, 0.5, 0)
+    base = SpanEvidence(text, score, 0.0, 0, True, 0.5, 0)
     return replace(base, **kw)  # type: ignore[arg-type]
 
 
@@ -141,6 +141,11 @@ def test_fitting_learns_from_evidence_and_reports_held_out_figures():
     many = dict(records[0], spans=records[0]["spans"] * 3, labels=records[0]["labels"] * 3)
     assert len(_matrix(many, 2, top=5)[0]) == 5
     assert len(_matrix(many, 2, top=50)[0]) == 6
+    # an ablation: the dropped column gets no weight, and the choice gets worse without it
+    without = frozenset({"dense"})
+    assert fit_ranker(records, contexts=6, drop=without)[0][_col("dense")] == 0.0
+    ablated = evaluate(records, contexts=6, drop=without)["public_cv"]["chosen_right_en"]
+    assert ablated < figures["public_cv"]["chosen_right_en"]
 
 
 def test_number_agreement_of_the_evidence_sentence():
@@ -199,10 +204,20 @@ def test_calibration_reuses_its_records_and_report_only_leaves_the_manifest(tmp_
     report = run_span_calibration(
         settings, tmp_path / "unused.jsonl", weights=weights, reuse=True, write=False
     )
-    assert report["contexts"] in (3, 6) and json.loads(manifest.read_text()) == {"calibration": {}}
+    assert 1 <= report["contexts"] <= 6 and json.loads(manifest.read_text()) == {"calibration": {}}
     run_span_calibration(settings, tmp_path / "unused.jsonl", weights=weights, reuse=True)
     stored = json.loads(manifest.read_text())["calibration"]["span_ranker"]
     assert SpanRanker.from_manifest({"span_ranker": stored}) is not None
+    with pytest.raises(ConfigError, match="unknown span ranker column"):
+        run_span_calibration(
+            settings, tmp_path / "unused.jsonl", weights=weights, reuse=True, drop=("nope",)
+        )
+    run_span_calibration(
+        settings, tmp_path / "unused.jsonl", weights=weights, reuse=True, drop=("dense",)
+    )
+    stored = json.loads(manifest.read_text())["calibration"]["span_ranker"]
+    assert stored["dropped"] == ["dense"]
+    assert stored["rank_coef"][_col("dense")] == 0.0
     other = settings.model_copy(update={"reader_weights": tmp_path / "other.pt"})
     with pytest.raises(ConfigError, match="weights that read"):
         run_span_calibration(other, tmp_path / "unused.jsonl", weights=weights, reuse=True)
@@ -259,3 +274,13 @@ def test_collection_logs_the_questions_it_has_asked(monkeypatch, caplog):
         asked.tick()
     assert asked.count == 2
     assert "2 questions asked" in caplog.records[-1].getMessage()
+
+
+def test_a_fit_on_labels_of_one_class_is_certain_of_that_class():
+    from eval.spanrank import _standardised_fit
+
+    x = np.random.default_rng(0).standard_normal((8, 3))
+    coef, icpt = _standardised_fit(x, np.ones(8, dtype=bool), np.ones(8))
+    assert not coef.any() and icpt > 10
+    coef, icpt = _standardised_fit(x, np.zeros(8, dtype=bool), np.ones(8))
+    assert not coef.any() and icpt < -10

@@ -157,6 +157,9 @@ def test_cli_index_ask_and_errors(tmp_path, corpus_dir):
     assert "Traceback" not in missing.stderr
     idle = _rag(env, "calibrate", "--no-spans")
     assert idle.returncode == 2 and "nothing to fit" in idle.stderr.strip().splitlines()[-1]
+    unknown = _rag(env, "calibrate", "--report-only", "--drop", "nope")
+    last = unknown.stderr.strip().splitlines()[-1]
+    assert unknown.returncode == 2 and "unknown span ranker column nope" in last
     nowhere = _rag(env, "calibrate", "--dataset", str(tmp_path / "none.jsonl"))
     last = nowhere.stderr.strip().splitlines()[-1]
     assert nowhere.returncode == 2 and "none.jsonl does not exist" in last, "refused at once"
