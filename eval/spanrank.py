@@ -491,12 +491,14 @@ def run_span_calibration(
     reuse: bool = False,
     write: bool = True,
     drop: tuple[str, ...] = (),
+    contexts: int | None = None,
 ) -> dict[str, Any]:
     """Collect (or reuse) the records, fit, report, and store the ranker in the manifest.
 
     ``write=False`` reports the held-out figures only (an ablation: e.g. with
     ``RAG_SENTENCE_RANKING=plain``, or ``drop`` naming :data:`SPAN_FEATURES` columns that
-    the fits leave out); each setting (and each list of ``extra`` data sets) caches its
+    the fits leave out); ``contexts`` fixes the number of passages read instead of choosing
+    it; each setting (and each list of ``extra`` data sets) caches its
     records in a file of its own.
     """
     from rag.reader_model import BUNDLED
@@ -518,7 +520,8 @@ def run_span_calibration(
         records = collect(settings, dataset, extra=extra)
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(records, ensure_ascii=False))
-    chosen, results = fit_and_report(records, drop=dropped)
+    candidates = (contexts,) if contexts else tuple(range(1, CONTEXTS + 1))
+    chosen, results = fit_and_report(records, candidates, drop=dropped)
     if not write:
         return {"contexts": chosen, "figures": {str(k): v for k, v in results.items()}}
     ranker = fit_ranker([r for r in records if r["source"] != "dev"], chosen, dropped)

@@ -424,6 +424,14 @@ def calibrate_cmd(
         bool,
         typer.Option(help="Print the span ranker's held-out figures; change no manifest."),
     ] = False,
+    contexts: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=6,
+            help="Passages read, fixed (default: chosen among 1-6 by the held-out figures).",
+        ),
+    ] = None,
     drop: Annotated[
         list[str] | None,
         typer.Option(
@@ -466,6 +474,7 @@ def calibrate_cmd(
             reuse=reuse,
             write=not report_only,
             drop=tuple(drop or ()),
+            contexts=contexts,
         )
         typer.echo(json.dumps(ranked, ensure_ascii=False))
 

@@ -216,6 +216,10 @@ def test_calibration_reuses_its_records_and_report_only_leaves_the_manifest(tmp_
         settings, tmp_path / "unused.jsonl", weights=weights, reuse=True, drop=("dense",)
     )
     stored = json.loads(manifest.read_text())["calibration"]["span_ranker"]
+    fixed = run_span_calibration(
+        settings, tmp_path / "unused.jsonl", weights=weights, reuse=True, write=False, contexts=2
+    )
+    assert fixed["contexts"] == 2 and set(fixed["figures"]) == {"2"}
     assert stored["dropped"] == ["dense"]
     assert stored["rank_coef"][_col("dense")] == 0.0
     other = settings.model_copy(update={"reader_weights": tmp_path / "other.pt"})
