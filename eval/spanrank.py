@@ -70,6 +70,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 CONTEXTS = 6  # passages read per question while collecting; the fit may choose fewer
+CONTEXT_CHOICES = tuple(range(1, CONTEXTS + 1))  # the numbers of passages read it chooses among
 # Spans kept per question while collecting: enough that the first TOP_SPANS of the passages
 # a fit reads are all there, as the pipeline ranks them reading only those passages.
 COLLECT_SPANS = 80
@@ -440,7 +441,7 @@ def evaluate(
 
 def fit_and_report(
     records: list[dict[str, Any]],
-    candidates: tuple[int, ...] = tuple(range(1, CONTEXTS + 1)),
+    candidates: tuple[int, ...] = CONTEXT_CHOICES,
     drop: frozenset[str] = frozenset(),
 ) -> tuple[int, dict[int, dict[str, Any]]]:
     """Choose the number of contexts by held-out figures.
@@ -520,8 +521,9 @@ def run_span_calibration(
         records = collect(settings, dataset, extra=extra)
         cache.parent.mkdir(parents=True, exist_ok=True)
         cache.write_text(json.dumps(records, ensure_ascii=False))
-    candidates = (contexts,) if contexts else tuple(range(1, CONTEXTS + 1))
-    chosen, results = fit_and_report(records, candidates, drop=dropped)
+    chosen, results = fit_and_report(
+        records, (contexts,) if contexts else CONTEXT_CHOICES, drop=dropped
+    )
     if not write:
         return {"contexts": chosen, "figures": {str(k): v for k, v in results.items()}}
     ranker = fit_ranker([r for r in records if r["source"] != "dev"], chosen, dropped)
