@@ -301,6 +301,15 @@ def train_cmd(
             help="Share of questions also shown code-switched into the other language.",
         ),
     ] = 0.3,
+    deleted_negatives: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of questions also shown their context without the sentences holding "
+            "the answer, as no-answer examples (near misses on the article's own topic).",
+        ),
+    ] = 0.0,
     shared_norm: Annotated[
         float,
         typer.Option(
@@ -358,6 +367,7 @@ def train_cmd(
         max_examples=max_examples,
         cross_copies=cross_copies,
         code_switch=code_switch,
+        deleted_negatives=deleted_negatives,
         shared_norm=shared_norm,
         precision=precision,
     )

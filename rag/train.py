@@ -6,6 +6,10 @@ directions). Traditional-Chinese examples are also shown in simplified script (a
 one-for-one character fold, so offsets carry over) half of the time. Each question gives
 its windows holding the answer; windows of the same context without it, and now and then
 a context of another article, teach "no answer" (the ``<s>`` position). With
+``deleted_negatives``, that share of the questions is also shown its own context with every
+sentence holding a gold answer cut out, read in the window where the answer stood: the
+topic, names and neighbouring facts are all there, the one fact asked is not (the near miss
+of a question about a corpus's own topic that the corpus does not answer). With
 ``shared_norm``, that share of the steps reads each question in three windows of its
 article at once, the answer in one, under one softmax (see :class:`Group`).
 
@@ -67,6 +71,7 @@ class TrainConfig:
     simplified_copies: float = 0.5  # traditional examples shown in simplified script
     cross_copies: int = 0  # extra copies of each cross-lingual question (question_lang != lang)
     code_switch: float = 0.3  # share of questions also shown code-switched (rag.augment)
+    deleted_negatives: float = 0.0  # share also shown their context without the answer sentences
     shared_norm: float = 0.0  # share of steps over questions read in several passages at once
     group_size: int = 3  # windows a question is read in on those steps (the answer in one)
     checkpoint_every: int = 50
@@ -146,6 +151,14 @@ def build_examples(
                 negatives.append(win)
         if negatives and rng.random() < tc.hard_negatives:
             out.append(Example(rng.choice(negatives).ids, 0, 0))
+        if rng.random() < tc.deleted_negatives:
+            near = near_miss(context, r["answers"])
+            if near is not None:
+                n_ids, n_spans = tokens(near[0])
+                n_wins = make_windows(q_ids, n_ids, n_spans, max_len=rc.max_len)
+                # the window where the answer's sentence stood: the neighbouring facts
+                where = next((w for w in n_wins if w.spans and w.spans[-1][1] >= near[1]), None)
+                out.append(Example((where or n_wins[-1]).ids, 0, 0))
         if len(titles) > 1 and rng.random() < tc.other_article_negatives:
             other = rng.choice([t for t in rng.sample(titles, 2) if t != r["title"]])
             o_ids, o_spans = tokens(rng.choice(by_title[other]))
@@ -153,6 +166,29 @@ def build_examples(
             out.append(Example(win.ids, 0, 0))
     rng.shuffle(out)
     return out
+
+
+def near_miss(context: str, answers: list[dict[str, Any]]) -> tuple[str, int] | None:
+    """The context without the sentences holding a gold answer, and where they stood.
+
+    None when the context has nothing else, or when an answer's text still occurs in what
+    is left (the question might still be answerable there).
+    """
+    from index.split import split_sentences
+
+    marks = [(a["start"], a["start"] + len(a["text"])) for a in answers]
+    pieces, at, cut_at = [], 0, None
+    for s, e in split_sentences(context):
+        if any(s < a_end and a_start < e for a_start, a_end in marks):
+            pieces.append(context[at:s])
+            at = e
+            if cut_at is None:
+                cut_at = sum(map(len, pieces))
+    pieces.append(context[at:])
+    rest = "".join(pieces)
+    if cut_at is None or not rest.strip() or any(a["text"] in rest for a in answers):
+        return None
+    return rest, cut_at
 
 
 @dataclass(frozen=True)

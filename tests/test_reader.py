@@ -190,6 +190,7 @@ def test_train_smoke_then_load_and_read(tmp_path, e5):
         max_examples=20,
         cross_copies=2,
         code_switch=1.0,
+        deleted_negatives=1.0,
         lr=1e-4,
         shared_norm=1.0,
     )
@@ -224,6 +225,48 @@ def _toy_article() -> list[dict]:
             }
         )
     return rows
+
+
+def test_near_miss_cuts_the_answer_sentences_and_keeps_the_rest():
+    from rag.train import near_miss
+
+    ctx = "Tallinn is old. Its Town Hall was finished in 1404. It draws many visitors."
+    rest, at = near_miss(ctx, [{"text": "1404", "start": ctx.index("1404")}])
+    assert "1404" not in rest and "Town Hall" not in rest
+    assert rest.startswith("Tallinn is old.") and rest.endswith("It draws many visitors.")
+    assert at == len("Tallinn is old. ")
+    zh = "塔林很古老。市政厅建成于1404年。每年夏天游客很多。"
+    assert near_miss(zh, [{"text": "1404年", "start": zh.index("1404")}]) == (
+        "塔林很古老。每年夏天游客很多。",
+        len("塔林很古老。"),
+    )
+    # nothing left, or the answer stated again elsewhere: no near miss to show
+    assert near_miss("Built in 1404.", [{"text": "1404", "start": 9}]) is None
+    twice = "It was 1404. Yes, 1404 it was."
+    assert near_miss(twice, [{"text": "1404", "start": 7}]) is None
+
+
+def test_near_miss_negatives_are_no_answer_windows_of_the_own_context(e5):
+    from rag.reader_model import ReaderConfig
+    from rag.train import TrainConfig, build_examples
+
+    _, tok = e5
+    rows = [{**r, "title": r["context"][:8]} for r in _toy_article()]
+    plain = TrainConfig(hard_negatives=0, other_article_negatives=0)
+    with_near = TrainConfig(hard_negatives=0, other_article_negatives=0, deleted_negatives=1.0)
+    before = build_examples(rows, tok, ReaderConfig(), plain)
+    after = build_examples(rows, tok, ReaderConfig(), with_near)
+    assert all(ex.start > 0 for ex in before)
+    negatives = [ex for ex in after if (ex.start, ex.end) == (0, 0)]
+    assert len(negatives) == len(rows) and len(after) == 2 * len(rows)
+    year_ids = {tuple(tok.encode(r["answers"][0]["text"])[0]) for r in rows}
+    for ex in negatives:  # the visitors' sentence is there, the year is not
+        assert all(not _contains(ex.ids, list(y)) for y in year_ids)
+        assert _contains(ex.ids, tok.encode("visitors")[0])
+
+
+def _contains(ids: list[int], part: list[int]) -> bool:
+    return any(ids[i : i + len(part)] == part for i in range(len(ids) - len(part) + 1))
 
 
 def test_questions_are_grouped_with_other_passages_of_their_article(e5):
