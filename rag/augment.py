@@ -16,7 +16,14 @@ import re
 from functools import lru_cache
 
 from index.textnorm import CJK_RUN_RE, EN_STOPWORDS, jieba_module, stem, to_simplified
-from rag.lexicon import CEDICT_MAX_WORDS, FUNCTION_CHARS, GLOSS_WORD_RE, cedict_glosses, en_to_zh
+from rag.lexicon import (
+    CEDICT_MAX_WORDS,
+    FUNCTION_CHARS,
+    GLOSS_WORD_RE,
+    cedict_glosses,
+    disk_cached,
+    en_to_zh,
+)
 
 __all__ = ["code_switch", "zh_gloss"]
 
@@ -62,6 +69,10 @@ EN_TOKEN_RE = re.compile(r"\bhow (?:many|much)\b|[A-Za-z][A-Za-z'\-]*|[^A-Za-z]+
 @lru_cache(maxsize=1)
 def _senses() -> dict[str, tuple[str, ...]]:
     """Simplified headword -> the first sense of each short CC-CEDICT gloss, in order."""
+    return disk_cached("senses", _parse_senses)
+
+
+def _parse_senses() -> dict[str, tuple[str, ...]]:
     out: dict[str, list[str]] = {}
     for headword, glosses in cedict_glosses():
         for gloss in glosses:

@@ -148,8 +148,10 @@ def load_pipeline(settings: Settings, *, embedder=None, reader=None):  # type: i
     ``embedder`` and ``reader``: instances the process already holds (a server reloading
     after a write keeps its models); built from the settings when not given.
     """
+    from rag.lexicon import use_cache_dir
     from rag.pipeline import Pipeline
 
+    use_cache_dir(settings.index_dir)  # parsed dictionaries kept beside the index
     return Pipeline.open(
         settings.index_dir,
         embedder if embedder is not None else make_embedder(settings),

