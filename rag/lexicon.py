@@ -97,8 +97,13 @@ def disk_cached(name: str, build: Callable[[], T]) -> T:
     """
     if _cache_dir is None:
         return build()
+    try:
+        key = _sources_key()
+    except OSError as exc:  # sources not readable as files (a zipped install): no cache
+        log.warning("parsed dictionaries not cached: %s", exc)
+        return build()
     folder = _cache_dir / "lexicon"
-    path = folder / f"{name}-{_sources_key()}.pickle"
+    path = folder / f"{name}-{key}.pickle"
     try:
         with path.open("rb") as fh:
             value: T = pickle.load(fh)
