@@ -152,7 +152,12 @@ def build_examples(
         if negatives and rng.random() < tc.hard_negatives:
             out.append(Example(rng.choice(negatives).ids, 0, 0))
         if rng.random() < tc.deleted_negatives:
-            near = near_miss(context, r["answers"])
+            # the answers as the (possibly folded) context spells them
+            spelled = [
+                {"text": context[a["start"] : a["start"] + len(a["text"])], "start": a["start"]}
+                for a in r["answers"]
+            ]
+            near = near_miss(context, spelled)
             if near is not None:
                 n_ids, n_spans = tokens(near[0])
                 n_wins = make_windows(q_ids, n_ids, n_spans, max_len=rc.max_len)
