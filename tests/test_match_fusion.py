@@ -1,4 +1,4 @@
-from index.textnorm import lexical_terms, segment_pinyin, to_simplified
+from index.textnorm import lexical_terms, pinyin_syllables, segment_pinyin, to_simplified
 from rag.lexicon import en_to_zh, measure_word_fits, zh_to_en
 from rag.match import coverage, predicate_coverage
 from rag.query import analyze
@@ -10,6 +10,19 @@ def test_pinyin_segmentation_and_matching():
     assert segment_pinyin("Green") == ()
     assert "py:ding_xiang" in lexical_terms("位於定襄縣")
     assert "py:ding_xiang" in lexical_terms("Dingxiang County")
+
+
+def test_pinyin_syllables_are_every_reading_pypinyin_gives_a_character():
+    from pypinyin import Style, pinyin
+
+    chars = "".join(chr(c) for c in range(0x4E00, 0x9FA6, 37))  # a spread sample
+    romanised = {
+        r for readings in pinyin(chars, style=Style.NORMAL, heteronym=True) for r in readings
+    }
+    syllables = pinyin_syllables()
+    assert romanised <= syllables
+    assert {"zhuang", "lv", "er", "xiang"} <= syllables
+    assert not any(not s.isalpha() or not s.islower() for s in syllables)
 
 
 def test_cross_lingual_coverage_finds_the_chinese_sentence():
