@@ -86,6 +86,16 @@ class ChatRequest(BaseModel):
     def _has_question(cls, v: list[ChatMessage]) -> list[ChatMessage]:
         if not any(m.role == "user" and m.text().strip() for m in v):
             raise ValueError("messages must contain a user message with text")
+        for i, m in enumerate(v):
+            text = m.text()
+            if "\x00" in text:
+                raise ValueError(f"messages[{i}] must not contain NUL characters")
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate such as "\ud800" (JSON allows one)
+                raise ValueError(
+                    f"messages[{i}] is not valid Unicode text (it holds a lone surrogate)"
+                ) from None
         return v
 
 

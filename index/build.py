@@ -368,11 +368,15 @@ def build_index(
     through the API and the tombstones of deleted seeds (see :func:`index.load.load_corpus`).
 
     Raises:
-        ConfigError: ``seeds_dir`` does not exist, or holds no document while the index
-            holds some (an operator's slip must not empty an index), unless ``allow_empty``.
+        ConfigError: ``seeds_dir`` does not exist (even with ``allow_empty``, and even
+            when the data folder holds documents: every seed would be dropped), or holds no
+            document while the index holds some (an operator's slip must not empty an
+            index), unless ``allow_empty``.
     """
     vectors = vectors or VectorConfig()
     t0 = time.perf_counter()
+    if not seeds_dir.is_dir():  # documents written through the API must not hide the slip
+        _refuse_empty(seeds_dir, index_dir)
     raw, warnings = load_corpus(seeds_dir, data_dir, max_bytes=max_document_bytes)
     for line in warnings:
         log.warning(line)

@@ -41,6 +41,8 @@ def load_documents(
 ) -> tuple[list[RawDocument], list[str]]:
     """Every readable ``.txt``/``.md`` file under ``seeds_dir`` (doc_id = file stem).
 
+    Hidden files and folders (a name starting with ``.``) are left out.
+
     Returns:
         The documents, sorted by id, and one warning line for each file skipped.
     """
@@ -49,7 +51,12 @@ def load_documents(
     if not seeds_dir.is_dir():
         return [], [f"seeds directory {seeds_dir} does not exist"]
     for path in sorted(
-        p for p in seeds_dir.rglob("*") if p.suffix.lower() in SUFFIXES and p.is_file()
+        p
+        for p in seeds_dir.rglob("*")
+        if p.suffix.lower() in SUFFIXES
+        and p.is_file()
+        # hidden files and folders (the tombstones' ``.deleted``, ``.git``) are not documents
+        and not any(part.startswith(".") for part in p.relative_to(seeds_dir).parts)
     ):
         doc_id = path.stem
         why = None

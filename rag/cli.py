@@ -92,6 +92,7 @@ def index_cmd(
 
 def _ask_server(settings: Settings, question: str, top_k: int) -> dict | None:  # type: ignore[type-arg]
     """The answer of a server running at RAG_HOST:RAG_PORT, or None when none answers."""
+    import http.client
     import urllib.error
     import urllib.request
 
@@ -115,7 +116,11 @@ def _ask_server(settings: Settings, question: str, top_k: int) -> dict | None:  
                 detail = exc.reason
             raise ConfigError(f"the server refused the question: {detail}") from exc
         return None
-    except (OSError, ValueError):  # nothing listening, or not this service
+    except (
+        OSError,
+        ValueError,
+        http.client.HTTPException,
+    ):  # nothing listening, or not this service
         return None
     return body if isinstance(body, dict) and "citations" in body else None
 
@@ -167,8 +172,10 @@ def ask_cmd(
 @app.command("serve")
 def serve_cmd(
     host: Annotated[str | None, typer.Option(help="Bind address (RAG_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (RAG_PORT).")] = None,
-    workers: Annotated[int | None, typer.Option(help="Worker processes (RAG_WORKERS).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (RAG_PORT).", min=1, max=65535)] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (RAG_WORKERS).", min=1)
+    ] = None,
 ) -> None:
     """Serve the HTTP API, building the index first if there is none."""
     import uvicorn
@@ -521,13 +528,16 @@ ResultsOpt = Annotated[
 def _report(bench: str, figures: dict, as_json: bool, results: Path | None) -> None:  # type: ignore[type-arg]
     from bench.common import record
 
-    record(bench, figures, path=results)
     if as_json:
         typer.echo(json.dumps(figures, ensure_ascii=False))
-        return
-    for key, value in figures.items():
-        if not isinstance(value, dict | list):
-            typer.echo(f"{key:28s} {value}")
+    else:
+        for key, value in figures.items():
+            if not isinstance(value, dict | list):
+                typer.echo(f"{key:28s} {value}")
+    try:  # after printing: a results log that cannot be written costs the log, not the figures
+        record(bench, figures, path=results)
+    except OSError as exc:
+        raise ConfigError(f"figures not logged to {results or 'bench/RESULTS.md'}: {exc}") from exc
     for key, value in figures.items():
         if isinstance(value, dict | list):
             typer.echo(f"{key:28s} {json.dumps(value, ensure_ascii=False)}")
@@ -774,12 +784,16 @@ def main() -> None:
     """Console-script entry point: one-line errors, no tracebacks.
 
     Usage errors are Typer's own (a short message, exit 2); errors from the RagError
-    hierarchy become ``error: <message>`` on stderr with exit 2.
+    hierarchy, and operating-system errors on a path given (a folder where a file was
+    expected, a missing directory), become ``error: <message>`` on stderr with exit 2.
     """
     configure_threads()  # before any engine loads: idle OpenMP threads must not spin
     try:
         app()
     except RagError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except OSError as exc:  # a path given on the command line that cannot be read or written
         typer.echo(f"error: {exc}", err=True)
         sys.exit(2)
     except KeyboardInterrupt:

@@ -191,5 +191,21 @@ class Settings(BaseSettings):
 
 
 def get_settings() -> Settings:
-    """Settings from the environment (a function so tests can override it)."""
-    return Settings()
+    """Settings from the environment (a function so tests can override it).
+
+    Raises:
+        ConfigError: a ``RAG_`` variable holds a value its setting cannot take, named
+            with the variable and the value.
+    """
+    from pydantic import ValidationError
+
+    from index.errors import ConfigError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"RAG_{'_'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ConfigError(f"bad setting: {problems}") from None

@@ -88,6 +88,15 @@ def test_record_appends_a_dated_row(tmp_path: Path):
     assert len(rows) == 2 and '"p50_ms": 2.0' in rows[1] and "nested" not in rows[0]
 
 
+def test_figures_are_printed_even_when_the_results_log_cannot_be_written(tmp_path, capsys):
+    from index.errors import ConfigError
+    from rag.cli import _report
+
+    with pytest.raises(ConfigError, match="figures not logged"):
+        _report("query", {"p50_ms": 12.5}, False, tmp_path / "no" / "dir" / "RESULTS.md")
+    assert "p50_ms" in capsys.readouterr().out
+
+
 def test_the_logged_command_names_the_rag_settings_it_ran_under(monkeypatch):
     from bench.common import command_line
 

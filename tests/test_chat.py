@@ -119,6 +119,24 @@ def test_malformed_requests_get_openai_style_400(client, payload, param):
     assert err["type"] == "invalid_request_error" and err["param"] == param and err["message"]
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        rb'{"messages": [{"role": "user", "content": "Who won \ud800?"}]}',
+        rb'{"messages": [{"role": "user", "content": [{"type": "text", "text": "\udfff"}]}]}',
+        rb'{"messages": [{"role": "user", "content": "coal\u0000mines?"}]}',
+    ],
+)
+def test_text_that_is_not_unicode_or_holds_nul_gets_a_400(client, body):
+    """JSON may escape a lone surrogate; it is named, never a 500 from an encoder."""
+    r = client.post(
+        "/v1/chat/completions", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["type"] == "invalid_request_error" and "messages[0]" in err["message"]
+
+
 def test_wrong_content_type_and_bad_json(client):
     r = client.post(
         "/v1/chat/completions", content=b"hello", headers={"Content-Type": "text/plain"}

@@ -159,6 +159,42 @@ def test_an_empty_or_missing_seeds_folder_never_replaces_an_index(
     assert report.documents == 0
 
 
+def test_a_missing_seeds_folder_is_refused_even_beside_written_documents(
+    tmp_path, corpus_dir, fake_index, fake_embedder
+):
+    """Documents written through the API must not let a mistyped folder drop every seed."""
+    from index.build import build_index
+    from index.errors import ConfigError
+    from index.store import read_manifest
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "written.txt").write_text("A document written through the API.", encoding="utf-8")
+    before = read_manifest(fake_index)
+    for allow_empty in (False, True):
+        with pytest.raises(ConfigError, match="does not exist"):
+            build_index(
+                tmp_path / "typo", fake_index, fake_embedder, data_dir=data, allow_empty=allow_empty
+            )
+    assert read_manifest(fake_index) == before
+
+
+def test_hidden_files_and_folders_are_not_documents(tmp_path):
+    """A tombstone (``.deleted/<id>``) named like a document is never read as one."""
+    from index.load import load_corpus
+
+    seeds, data = tmp_path / "seeds", tmp_path / "data"
+    seeds.mkdir()
+    (seeds / "report.txt.txt").write_text("The seed report.", encoding="utf-8")
+    (seeds / ".draft.txt").write_text("An editor's hidden copy.", encoding="utf-8")
+    (data / ".deleted").mkdir(parents=True)
+    (data / ".deleted" / "report.txt").write_text("deleted through the API", encoding="utf-8")
+    (seeds / "other.txt").write_text("Another seed.", encoding="utf-8")
+    docs, warnings = load_corpus(seeds, data)
+    # the tombstone hides seed ``report.txt`` and is not itself read as document ``report``
+    assert [d.doc_id for d in docs] == ["other"] and not warnings
+
+
 def test_cli_names_a_mistyped_seeds_folder(tmp_path, fake_index):
     import os
     import subprocess

@@ -174,6 +174,14 @@ def test_cli_index_ask_and_errors(tmp_path, corpus_dir):
         timeout=300,
     )
     assert ev.returncode == 2 and "bad.jsonl:1" in ev.stderr and "Traceback" not in ev.stderr
+    folder = _rag(env, "eval", "--gold", str(tmp_path))  # a folder where a file is expected
+    last = folder.stderr.strip().splitlines()[-1]
+    assert folder.returncode == 2 and last.startswith("error: ") and str(tmp_path) in last
+    bad_port = _rag({**env, "RAG_PORT": "abc"}, "ask", "anything?")
+    last = bad_port.stderr.strip().splitlines()[-1]
+    assert bad_port.returncode == 2 and "Traceback" not in bad_port.stderr
+    assert last.startswith("error: bad setting: RAG_PORT='abc'"), last
+    assert _rag(env, "serve", "--port", "70000").returncode == 2  # refused before binding
 
 
 def test_openai_sdk_against_the_server(server):
