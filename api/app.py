@@ -29,7 +29,7 @@ from prometheus_client import (
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.chat import chat_router
-from api.limits import RateLimiter, client_id, retry_after
+from api.limits import BodyLimit, RateLimiter, client_id, retry_after
 from api.schemas import (
     DOC_ID_PATTERN,
     DOC_ID_RULE,
@@ -133,6 +133,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.service = service
     app.state.metrics = metrics
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -241,7 +242,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kinds = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized"}
+        kinds = {
+            404: "not_found",
+            405: "method_not_allowed",
+            401: "unauthorized",
+            413: "payload_too_large",
+        }
         return _error(
             exc.status_code,
             kinds.get(exc.status_code, "http_error"),

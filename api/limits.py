@@ -12,6 +12,7 @@ import math
 import threading
 import time
 from collections import OrderedDict
+from typing import Any
 
 MAX_CLIENTS = 10_000
 
@@ -57,3 +58,36 @@ class RateLimiter:
 def retry_after(wait: float) -> str:
     """The ``Retry-After`` header value (whole seconds, at least 1)."""
     return str(max(1, math.ceil(wait)))
+
+
+class BodyLimit:
+    """ASGI middleware: a request body past ``max_bytes`` is refused with a 413.
+
+    ``Content-Length`` is checked before the body is read (by the app's middleware); this
+    counts the bytes as they arrive, so a chunked upload (no length given) is stopped at
+    the limit instead of being read whole into memory.
+    """
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """Pass the request on with a ``receive`` that counts the body's bytes."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> dict[str, Any]:
+            nonlocal seen
+            message: dict[str, Any] = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    from fastapi import HTTPException
+
+                    raise HTTPException(413, f"request body is larger than {self.max_bytes} bytes")
+            return message
+
+        await self.app(scope, counted, send)

@@ -182,6 +182,19 @@ def test_api_writes_never_touch_the_seeds_folder(client, settings):
             {"content": b"x" * 3_000_000, "headers": {"content-type": "application/json"}},
             413,
         ),
+        # no Content-Length: chunks counted as they arrive, refused at the limit
+        (
+            "put",
+            "/v1/documents/big",
+            {"content": iter([b"x" * 1_000_000] * 4), "headers": {"content-type": "text/plain"}},
+            413,
+        ),
+        (
+            "post",
+            "/v1/chat/completions",
+            {"content": iter([b"x" * 1_000_000] * 4), "headers": {"content-type": "text/plain"}},
+            413,
+        ),
     ],
 )
 def test_bad_requests_get_4xx_json(client, method, path, kwargs, status):
