@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import threading
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from index.errors import DocumentError, DocumentNotFoundError
@@ -182,7 +183,7 @@ class Service:
             body = f"{title.strip()}\n\n{body}"
         if date:
             body = f"date {date}\n{body}"
-        with self._write_lock:
+        with self._write_lock, _writer_lock(self.settings.index_dir):
             old = self._written(doc_id) or self._seed(doc_id)
             if old is not None and old.read_text(encoding="utf-8", errors="replace") == body:
                 pipeline = self.current()
@@ -204,7 +205,7 @@ class Service:
         hidden by a tombstone, its file left as it is.
         """
         check_doc_id(doc_id)
-        with self._write_lock:
+        with self._write_lock, _writer_lock(self.settings.index_dir):
             written, seed = self._written(doc_id), self._seed(doc_id)
             if written is None and seed is None:
                 raise DocumentNotFoundError(f"no document {doc_id!r}")
@@ -216,6 +217,17 @@ class Service:
                 written.unlink()
                 fsync_dir(written.parent)
             self._write([], [doc_id])
+
+
+def _writer_lock(index_dir: Path) -> AbstractContextManager[None]:
+    """The index's writer lock, held around a document's file write and its index write.
+
+    Other processes (a second worker, a ``rag index``) then never see the file without
+    the index change, nor index a corpus read between the two.
+    """
+    from index.build import writer_lock
+
+    return writer_lock(index_dir)
 
 
 def _write_durably(target: Path, text: str) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -83,16 +84,43 @@ def _refuse_empty(seeds_dir: Path, index_dir: Path) -> None:
         )
 
 
+class _WriterLock:
+    """One index folder's writer lock in this process: a re-entrant thread lock over ``flock``."""
+
+    def __init__(self) -> None:
+        self.threads = threading.RLock()
+        self.depth = 0
+        self.file: IO[str] | None = None
+
+
+_writer_locks: dict[str, _WriterLock] = {}
+_writer_locks_guard = threading.Lock()
+
+
 @contextmanager
 def writer_lock(index_dir: Path) -> Iterator[None]:
-    """Hold the index directory's writer lock (one writer at a time, across processes)."""
+    """Hold the index directory's writer lock (one writer at a time, across processes).
+
+    Re-entrant within a thread, so that a caller can hold it around its own file writes
+    and the index write they lead to (the API writes a document's file and indexes it as
+    one step that no other writer, in this process or another, can split).
+    """
     index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    with _writer_locks_guard:
+        lock = _writer_locks.setdefault(str(index_dir.resolve()), _WriterLock())
+    with lock.threads:
+        if lock.depth == 0:
+            lock.file = open(index_dir / ".lock", "w")  # noqa: SIM115 (closed at depth 0)
+            fcntl.flock(lock.file, fcntl.LOCK_EX)
+        lock.depth += 1
         try:
             yield
         finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+            lock.depth -= 1
+            if lock.depth == 0 and lock.file is not None:
+                fcntl.flock(lock.file, fcntl.LOCK_UN)
+                lock.file.close()
+                lock.file = None
 
 
 def corpus_checksum(raw: list[RawDocument], params: dict[str, Any]) -> str:
@@ -377,26 +405,27 @@ def build_index(
     t0 = time.perf_counter()
     if not seeds_dir.is_dir():  # documents written through the API must not hide the slip
         _refuse_empty(seeds_dir, index_dir)
-    raw, warnings = load_corpus(seeds_dir, data_dir, max_bytes=max_document_bytes)
-    for line in warnings:
-        log.warning(line)
-    if extra_documents:
-        raw_by_id = {d.doc_id: d for d in raw}
-        raw_by_id.update({d.doc_id: d for d in extra_documents})
-        raw = [raw_by_id[k] for k in sorted(raw_by_id)]
-    if not raw and not allow_empty:
-        _refuse_empty(seeds_dir, index_dir)
-    params = build_params(
-        embedder,
-        chunk_tokens=chunk_tokens,
-        overlap_tokens=overlap_tokens,
-        encoding=encoding,
-        clauses=clauses,
-        vectors=vectors,
-    )
-    checksum = corpus_checksum(raw, params)
-    split_params = (CLEANER_VERSION, chunk_tokens, overlap_tokens, encoding)
+    # the corpus is read under the lock: a document written meanwhile is not missed
     with writer_lock(index_dir):
+        raw, warnings = load_corpus(seeds_dir, data_dir, max_bytes=max_document_bytes)
+        for line in warnings:
+            log.warning(line)
+        if extra_documents:
+            raw_by_id = {d.doc_id: d for d in raw}
+            raw_by_id.update({d.doc_id: d for d in extra_documents})
+            raw = [raw_by_id[k] for k in sorted(raw_by_id)]
+        if not raw and not allow_empty:
+            _refuse_empty(seeds_dir, index_dir)
+        params = build_params(
+            embedder,
+            chunk_tokens=chunk_tokens,
+            overlap_tokens=overlap_tokens,
+            encoding=encoding,
+            clauses=clauses,
+            vectors=vectors,
+        )
+        checksum = corpus_checksum(raw, params)
+        split_params = (CLEANER_VERSION, chunk_tokens, overlap_tokens, encoding)
         current = read_manifest(index_dir) or {}
         same_params = bool(current) and current.get("params_checksum") == params_checksum(params)
         gen = (index_dir / "current").resolve()

@@ -192,6 +192,65 @@ def test_a_writer_waits_for_readers_and_holds_new_ones_back():
     assert log == ["nested read", "read done", "write", "late read"]
 
 
+def test_the_writer_lock_nests_in_a_thread_and_excludes_other_processes(tmp_path):
+    import subprocess
+    import sys
+
+    from index.build import writer_lock
+
+    probe = (
+        "import fcntl, sys; fh = open(sys.argv[1], 'w')\n"
+        "try:\n    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept OSError:\n"
+        "    sys.exit(1)"
+    )
+
+    def other_process_gets_it() -> bool:
+        run = subprocess.run([sys.executable, "-c", probe, str(tmp_path / ".lock")], timeout=60)
+        return run.returncode == 0
+
+    held: list[bool] = []
+
+    def nested() -> None:
+        with writer_lock(tmp_path):
+            with writer_lock(tmp_path):  # the API holds it around write_documents, which takes it
+                held.append(not other_process_gets_it())
+            held.append(not other_process_gets_it())  # still held by the outer level
+
+    thread = threading.Thread(target=nested, daemon=True)
+    thread.start()
+    thread.join(120)
+    assert not thread.is_alive(), "a nested writer_lock deadlocked"
+    assert held == [True, True]
+    assert other_process_gets_it()
+
+
+def test_a_build_reads_the_corpus_under_the_writer_lock(corpus_dir, fake_index, fake_embedder):
+    """A document written while a build waits for the lock is in that build, not dropped."""
+    from index.build import writer_lock
+
+    data = corpus_dir.parent / "data"
+    data.mkdir()
+    reports = []
+    with writer_lock(fake_index):  # a writer (the API) is busy
+        build = threading.Thread(
+            target=lambda: reports.append(
+                build_index(
+                    corpus_dir,
+                    fake_index,
+                    fake_embedder,
+                    chunk_tokens=64,
+                    overlap_tokens=16,
+                    data_dir=data,
+                )
+            )
+        )
+        build.start()
+        time.sleep(1.0)  # the build is waiting for the lock by now
+        (data / "written.txt").write_text("Written while the build waited.", encoding="utf-8")
+    build.join(120)
+    assert reports and "written" in IndexStore.open(fake_index).documents
+
+
 @pytest.mark.parametrize("factory", ["Flat", "IVF16,Flat", "HNSW16"])
 def test_faiss_vectors_are_added_and_removed_by_id_in_every_index_kind(factory):
     from index.faiss_store import FaissVectors, build_faiss
