@@ -97,6 +97,25 @@ def _snapshot(folder):
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
 
+def test_a_put_retried_after_a_failed_index_write_indexes_the_document(client, monkeypatch):
+    """The file was written but the index write failed: the same body again is not 'unchanged'."""
+    from index.errors import DocumentError
+
+    service = client.app.state.service
+    write = service._write
+
+    def failing(*args, **kwargs):
+        raise DocumentError("embedder failed")
+
+    body = {"text": "Jinjiang makes 30 of every 100 swimsuits in the world."}
+    monkeypatch.setattr(service, "_write", failing)
+    assert client.put("/v1/documents/retried", json=body).status_code == 400
+    monkeypatch.setattr(service, "_write", write)
+    r = client.put("/v1/documents/retried", json=body)
+    assert r.status_code in (200, 201) and r.json()["passages"] > 0, r.text
+    assert client.put("/v1/documents/retried", json=body).json()["status"] == "unchanged"
+
+
 def test_api_writes_never_touch_the_seeds_folder(client, settings):
     """Written documents live in the data folder; deleting a seed hides it behind a tombstone."""
     from rag.factory import run_index
