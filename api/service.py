@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 
 from index.errors import DocumentError, DocumentNotFoundError
-from index.load import SUFFIXES, TOMBSTONES
+from index.load import TOMBSTONES, find_document
 from index.store import fsync_dir, read_manifest
 from index.types import RawDocument
 from rag.config import Settings
@@ -115,21 +115,16 @@ class Service:
 
     def _written(self, doc_id: str) -> Path | None:
         """The document's file in the data folder, if it was written through the API."""
-        for suffix in SUFFIXES:
-            p = self.settings.documents_dir / f"{doc_id}{suffix}"
-            if p.exists():
-                return p
-        return None
+        return find_document(self.settings.documents_dir, doc_id)
 
     def _seed(self, doc_id: str) -> Path | None:
-        """The document's seed file, unless a tombstone hides it."""
+        """The seed file the index reads as ``doc_id``, unless a tombstone hides it.
+
+        Found as the loader finds it: any case of suffix, any subfolder.
+        """
         if (self.settings.documents_dir / TOMBSTONES / doc_id).exists():
             return None
-        for suffix in SUFFIXES:
-            p = self.settings.seeds_dir / f"{doc_id}{suffix}"
-            if p.exists():
-                return p
-        return None
+        return find_document(self.settings.seeds_dir, doc_id)
 
     def _load(self) -> Pipeline:
         """A pipeline over the current generation, with this process's models."""

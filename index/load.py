@@ -36,12 +36,34 @@ def decode_bytes(data: bytes) -> str | None:
     return str(best)
 
 
+def document_files(folder: Path) -> list[Path]:
+    """The files under ``folder`` that are read as documents, sorted (the first of an id wins).
+
+    Hidden files and folders (the tombstones' ``.deleted``, ``.git``) are not documents.
+    """
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() in SUFFIXES
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+def find_document(folder: Path, doc_id: str) -> Path | None:
+    """The file under ``folder`` that :func:`load_documents` reads as ``doc_id``, if any."""
+    return next((p for p in document_files(folder) if p.stem == doc_id), None)
+
+
 def load_documents(
     seeds_dir: Path, *, max_bytes: int = 5_000_000
 ) -> tuple[list[RawDocument], list[str]]:
     """Every readable ``.txt``/``.md`` file under ``seeds_dir`` (doc_id = file stem).
 
-    Hidden files and folders (a name starting with ``.``) are left out.
+    Hidden files and folders (a name starting with ``.``) are left out (see
+    :func:`document_files`).
 
     Returns:
         The documents, sorted by id, and one warning line for each file skipped.
@@ -50,14 +72,7 @@ def load_documents(
     warnings: list[str] = []
     if not seeds_dir.is_dir():
         return [], [f"seeds directory {seeds_dir} does not exist"]
-    for path in sorted(
-        p
-        for p in seeds_dir.rglob("*")
-        if p.suffix.lower() in SUFFIXES
-        and p.is_file()
-        # hidden files and folders (the tombstones' ``.deleted``, ``.git``) are not documents
-        and not any(part.startswith(".") for part in p.relative_to(seeds_dir).parts)
-    ):
+    for path in document_files(seeds_dir):
         doc_id = path.stem
         why = None
         if not DOC_ID_RE.match(doc_id) or ".." in doc_id:

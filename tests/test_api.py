@@ -116,6 +116,20 @@ def test_a_put_retried_after_a_failed_index_write_indexes_the_document(client, m
     assert client.put("/v1/documents/retried", json=body).json()["status"] == "unchanged"
 
 
+def test_a_seed_in_a_subfolder_or_with_an_upper_case_suffix_is_written_like_any_other(settings):
+    """The write paths find a seed where the loader found it (GET, PUT and DELETE agree)."""
+    nested = settings.seeds_dir / "regional" / "jinjiang.TXT"
+    nested.parent.mkdir()
+    nested.write_text("Jinjiang makes 30 of every 100 swimsuits in the world.", encoding="utf-8")
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/v1/documents/jinjiang").status_code == 200
+        same = {"text": nested.read_text(encoding="utf-8")}
+        assert client.put("/v1/documents/jinjiang", json=same).json()["status"] == "unchanged"
+        assert client.delete("/v1/documents/jinjiang").status_code == 204
+        assert client.get("/v1/documents/jinjiang").status_code == 404
+    assert nested.exists(), "a seed is hidden by a tombstone, never deleted"
+
+
 def test_api_writes_never_touch_the_seeds_folder(client, settings):
     """Written documents live in the data folder; deleting a seed hides it behind a tombstone."""
     from rag.factory import run_index
