@@ -86,6 +86,11 @@ class ChatRequest(BaseModel):
     def _has_question(cls, v: list[ChatMessage]) -> list[ChatMessage]:
         if not any(m.role == "user" and m.text().strip() for m in v):
             raise ValueError("messages must contain a user message with text")
+        return v
+
+    @field_validator("messages")
+    @classmethod
+    def _plain_text(cls, v: list[ChatMessage]) -> list[ChatMessage]:
         for i, m in enumerate(v):
             text = m.text()
             if "\x00" in text:

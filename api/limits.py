@@ -1,4 +1,4 @@
-"""Per-client rate limiting (token buckets) for the ``/v1`` routes.
+"""Per-client rate limiting (token buckets) for the ``/v1`` routes, and the body size limit.
 
 A client is its bearer key (hashed, never stored in clear) or, without one, its address.
 Off by default (``RAG_RATE_LIMIT_PER_MINUTE=0``). Each worker process keeps its own
@@ -12,7 +12,9 @@ import math
 import threading
 import time
 from collections import OrderedDict
-from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 MAX_CLIENTS = 10_000
 
@@ -68,25 +70,23 @@ class BodyLimit:
     the limit instead of being read whole into memory.
     """
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Pass the request on with a ``receive`` that counts the body's bytes."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         seen = 0
 
-        async def counted() -> dict[str, Any]:
+        async def counted() -> Message:
             nonlocal seen
-            message: dict[str, Any] = await receive()
+            message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    from fastapi import HTTPException
-
                     raise HTTPException(413, f"request body is larger than {self.max_bytes} bytes")
             return message
 

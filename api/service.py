@@ -179,33 +179,35 @@ class Service:
         if date:
             body = f"date {date}\n{body}"
         with self._write_lock, _writer_lock(self.settings.index_dir):
-            old = self._written(doc_id) or self._seed(doc_id)
+            written = self._written(doc_id)
+            old = written or self._seed(doc_id)
             if (
                 old is not None
                 and old.read_text(encoding="utf-8", errors="replace") == body
                 and self._indexed_as(doc_id, body)  # a write that failed half-way is redone
             ):
-                pipeline = self.current()
-                return "unchanged", pipeline.store.passage_counts.get(doc_id, 0)
-            data = self.settings.documents_dir
-            data.mkdir(parents=True, exist_ok=True)
-            target = self._written(doc_id) or data / f"{doc_id}.txt"
-            _write_durably(target, body)
-            # a tombstone hides only the seed copy: the written document counts either way
-            (data / TOMBSTONES / doc_id).unlink(missing_ok=True)
-            self._write([RawDocument(doc_id, body, str(target))])
-            pipeline = self.current()
-            return ("updated" if old else "created"), pipeline.store.passage_counts.get(doc_id, 0)
+                status = "unchanged"
+            else:
+                data = self.settings.documents_dir
+                data.mkdir(parents=True, exist_ok=True)
+                target = written or data / f"{doc_id}.txt"
+                _write_durably(target, body)
+                # a tombstone hides only the seed copy: the written document counts either way
+                (data / TOMBSTONES / doc_id).unlink(missing_ok=True)
+                self._write([RawDocument(doc_id, body, str(target))])
+                status = "updated" if old else "created"
+        return status, self.current().store.passage_counts.get(doc_id, 0)
 
     def _indexed_as(self, doc_id: str, body: str) -> bool:
-        """Whether the index holds ``doc_id`` with this text (its cleaned text's checksum)."""
+        """Whether the live index holds ``doc_id`` with this text (its cleaned text's checksum)."""
         from index.clean import clean_document
-        from index.store import document_versions
 
-        version = document_versions(self.settings.index_dir).get(doc_id)
+        pipeline = self.current()
+        with pipeline.reading():
+            held = pipeline.store.documents.get(doc_id)
         return (
-            version is not None
-            and version[0] == clean_document(RawDocument(doc_id, body, "")).checksum
+            held is not None
+            and held.checksum == clean_document(RawDocument(doc_id, body, "")).checksum
         )
 
     def delete_document(self, doc_id: str) -> None:

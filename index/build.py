@@ -69,12 +69,16 @@ def _unchanged(t0: float, warnings: list[str], index_dir: Path) -> BuildReport:
     )
 
 
+def _missing_seeds(seeds_dir: Path, index_dir: Path) -> str:
+    return (
+        f"seeds folder {seeds_dir} does not exist: check RAG_SEEDS_DIR (the index in "
+        f"{index_dir} is left as it is)"
+    )
+
+
 def _refuse_empty(seeds_dir: Path, index_dir: Path) -> None:
     if not seeds_dir.is_dir():
-        raise ConfigError(
-            f"seeds folder {seeds_dir} does not exist: check RAG_SEEDS_DIR (the index in "
-            f"{index_dir} is left as it is)"
-        )
+        raise ConfigError(_missing_seeds(seeds_dir, index_dir))
     held = (read_manifest(index_dir) or {}).get("documents", 0)
     if held:
         raise ConfigError(
@@ -110,17 +114,21 @@ def writer_lock(index_dir: Path) -> Iterator[None]:
         lock = _writer_locks.setdefault(str(index_dir.resolve()), _WriterLock())
     with lock.threads:
         if lock.depth == 0:
-            lock.file = open(index_dir / ".lock", "w")  # noqa: SIM115 (closed at depth 0)
-            fcntl.flock(lock.file, fcntl.LOCK_EX)
+            fh = open(index_dir / ".lock", "w")  # noqa: SIM115 (closed at depth 0)
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX)
+            except BaseException:
+                fh.close()
+                raise
+            lock.file = fh
         lock.depth += 1
         try:
             yield
         finally:
             lock.depth -= 1
             if lock.depth == 0 and lock.file is not None:
-                fcntl.flock(lock.file, fcntl.LOCK_UN)
-                lock.file.close()
-                lock.file = None
+                held, lock.file = lock.file, None
+                held.close()  # closing the file releases the flock
 
 
 def corpus_checksum(raw: list[RawDocument], params: dict[str, Any]) -> str:
@@ -404,7 +412,7 @@ def build_index(
     vectors = vectors or VectorConfig()
     t0 = time.perf_counter()
     if not seeds_dir.is_dir():  # documents written through the API must not hide the slip
-        _refuse_empty(seeds_dir, index_dir)
+        raise ConfigError(_missing_seeds(seeds_dir, index_dir))
     # the corpus is read under the lock: a document written meanwhile is not missed
     with writer_lock(index_dir):
         raw, warnings = load_corpus(seeds_dir, data_dir, max_bytes=max_document_bytes)

@@ -53,7 +53,15 @@ def document_files(folder: Path) -> list[Path]:
 
 
 def find_document(folder: Path, doc_id: str) -> Path | None:
-    """The file under ``folder`` that :func:`load_documents` reads as ``doc_id``, if any."""
+    """The file under ``folder`` that :func:`load_documents` reads as ``doc_id``, if any.
+
+    ``<folder>/<doc_id>.txt`` (or ``.md``) is looked up directly; only an id not found so
+    walks the folder (a seed in a subfolder, an upper-case suffix).
+    """
+    for suffix in SUFFIXES:
+        direct = folder / f"{doc_id}{suffix}"
+        if direct.is_file():
+            return direct
     return next((p for p in document_files(folder) if p.stem == doc_id), None)
 
 

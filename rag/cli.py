@@ -534,13 +534,13 @@ def _report(bench: str, figures: dict, as_json: bool, results: Path | None) -> N
         for key, value in figures.items():
             if not isinstance(value, dict | list):
                 typer.echo(f"{key:28s} {value}")
+        for key, value in figures.items():
+            if isinstance(value, dict | list):
+                typer.echo(f"{key:28s} {json.dumps(value, ensure_ascii=False)}")
     try:  # after printing: a results log that cannot be written costs the log, not the figures
         record(bench, figures, path=results)
     except OSError as exc:
         raise ConfigError(f"figures not logged to {results or 'bench/RESULTS.md'}: {exc}") from exc
-    for key, value in figures.items():
-        if isinstance(value, dict | list):
-            typer.echo(f"{key:28s} {json.dumps(value, ensure_ascii=False)}")
 
 
 def _gold_questions(gold: Path | None, limit: int | None) -> list[str]:

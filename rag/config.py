@@ -9,9 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from index.errors import ConfigError
 from index.vectors import VectorConfig
 
 
@@ -190,22 +191,31 @@ class Settings(BaseSettings):
         return [k.strip() for k in self.api_keys.split(",") if k.strip()]
 
 
+SECRET_SETTINGS = frozenset({"api_keys", "milvus_token"})
+
+
 def get_settings() -> Settings:
     """Settings from the environment (a function so tests can override it).
 
     Raises:
         ConfigError: a ``RAG_`` variable holds a value its setting cannot take, named
-            with the variable and the value.
+            with the variable and the value (a secret's value is not repeated).
     """
-    from pydantic import ValidationError
-
-    from index.errors import ConfigError
-
     try:
         return Settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"RAG_{'_'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: {e['msg']}"
-            for e in exc.errors()
-        )
-        raise ConfigError(f"bad setting: {problems}") from None
+        raise ConfigError(f"bad setting: {_setting_problems(exc)}") from None
+
+
+def _setting_problems(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        if not field:
+            problems.append(f"settings: {error['msg']}")
+            continue
+        value = "***" if field in SECRET_SETTINGS else repr(error.get("input"))
+        if len(value) > 60:
+            value = value[:57] + "..."
+        problems.append(f"RAG_{field.upper()}={value}: {error['msg']}")
+    return "; ".join(problems)

@@ -92,9 +92,14 @@ def test_figures_are_printed_even_when_the_results_log_cannot_be_written(tmp_pat
     from index.errors import ConfigError
     from rag.cli import _report
 
+    figures = {"p50_ms": 12.5, "by_kind": {"en": 10.0}}
     with pytest.raises(ConfigError, match="figures not logged"):
-        _report("query", {"p50_ms": 12.5}, False, tmp_path / "no" / "dir" / "RESULTS.md")
-    assert "p50_ms" in capsys.readouterr().out
+        _report("query", figures, False, tmp_path / "no" / "dir" / "RESULTS.md")
+    out = capsys.readouterr().out
+    assert "p50_ms" in out and "by_kind" in out
+    with pytest.raises(ConfigError, match="figures not logged"):
+        _report("query", figures, True, tmp_path / "no" / "dir" / "RESULTS.md")
+    assert json.loads(capsys.readouterr().out) == figures, "--json prints one JSON document"
 
 
 def test_the_logged_command_names_the_rag_settings_it_ran_under(monkeypatch):

@@ -224,12 +224,23 @@ def test_the_writer_lock_nests_in_a_thread_and_excludes_other_processes(tmp_path
     assert other_process_gets_it()
 
 
-def test_a_build_reads_the_corpus_under_the_writer_lock(corpus_dir, fake_index, fake_embedder):
+def test_a_build_reads_the_corpus_under_the_writer_lock(
+    corpus_dir, fake_index, fake_embedder, monkeypatch
+):
     """A document written while a build waits for the lock is in that build, not dropped."""
+    from index import build as build_module
     from index.build import writer_lock
 
     data = corpus_dir.parent / "data"
     data.mkdir()
+    read = threading.Event()
+    load_corpus = build_module.load_corpus
+
+    def watched(*args, **kwargs):
+        read.set()
+        return load_corpus(*args, **kwargs)
+
+    monkeypatch.setattr(build_module, "load_corpus", watched)
     reports = []
     with writer_lock(fake_index):  # a writer (the API) is busy
         build = threading.Thread(
@@ -245,10 +256,10 @@ def test_a_build_reads_the_corpus_under_the_writer_lock(corpus_dir, fake_index, 
             )
         )
         build.start()
-        time.sleep(1.0)  # the build is waiting for the lock by now
+        assert not read.wait(1.0), "the corpus was read before the lock was taken"
         (data / "written.txt").write_text("Written while the build waited.", encoding="utf-8")
     build.join(120)
-    assert reports and "written" in IndexStore.open(fake_index).documents
+    assert read.is_set() and reports and "written" in IndexStore.open(fake_index).documents
 
 
 @pytest.mark.parametrize("factory", ["Flat", "IVF16,Flat", "HNSW16"])

@@ -4,7 +4,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.limits import RateLimiter, client_id, retry_after
+from api.limits import BodyLimit, RateLimiter, client_id, retry_after
 from rag.config import Settings
 
 
@@ -40,6 +40,36 @@ def base_settings(tmp_path, corpus_dir):
         "index_dir": tmp_path / "idx",
         "log_level": "WARNING",
     }
+
+
+def test_the_body_limit_counts_chunks_as_they_arrive():
+    """Three 1 MB chunks against a 2.5 MB limit: the first two pass, the third is refused."""
+    import anyio
+    from starlette.exceptions import HTTPException
+
+    chunks = [b"x" * 1_000_000] * 3
+    delivered: list[int] = []
+
+    async def receive():
+        body = chunks.pop(0)
+        return {"type": "http.request", "body": body, "more_body": bool(chunks)}
+
+    async def app(scope, receive, send):
+        while True:
+            message = await receive()
+            delivered.append(len(message["body"]))
+            if not message["more_body"]:
+                return
+
+    async def send(message):
+        raise AssertionError("the app sends nothing here")
+
+    async def run() -> None:
+        await BodyLimit(app, max_bytes=2_500_000)({"type": "http"}, receive, send)
+
+    with pytest.raises(HTTPException) as refused:
+        anyio.run(run)
+    assert refused.value.status_code == 413 and delivered == [1_000_000, 1_000_000]
 
 
 def test_rate_limit_answers_429_with_retry_after(base_settings):

@@ -15,12 +15,15 @@ def test_pinyin_segmentation_and_matching():
 def test_pinyin_syllables_are_every_reading_pypinyin_gives_a_character():
     from pypinyin import Style, pinyin
 
-    chars = "".join(chr(c) for c in range(0x4E00, 0x9FA6, 37))  # a spread sample
+    chars = "".join(chr(c) for c in range(0x4E00, 0x9FA6))  # the whole basic block
     romanised = {
-        r for readings in pinyin(chars, style=Style.NORMAL, heteronym=True) for r in readings
+        r
+        for readings in pinyin(chars, style=Style.NORMAL, heteronym=True, errors="ignore")
+        for r in readings
+        if r.isalpha()
     }
     syllables = pinyin_syllables()
-    assert romanised <= syllables
+    assert syllables == romanised
     assert {"zhuang", "lv", "er", "xiang"} <= syllables
     assert not any(not s.isalpha() or not s.islower() for s in syllables)
 
