@@ -420,7 +420,24 @@ def test_bf16_is_chosen_only_where_the_cpu_multiplies_it(tmp_path):
     assert cpu_has_bf16(info)
     assert not cpu_has_bf16(tmp_path / "missing")
     assert use_bf16("bf16") and not use_bf16("fp32")
-    assert use_bf16("auto") == cpu_has_bf16()
+    info.write_text("flags\t\t: fpu sse2 avx2 avx512f amx_bf16 amx_tile\n")
+    assert use_bf16("auto", info), "AMX: bf16 without timing it"
+    info.write_text("flags\t\t: fpu sse2 avx2\n")
+    assert not use_bf16("auto", info)
+
+
+def test_bf16_with_avx512_bf16_alone_is_chosen_by_timing_it(tmp_path, monkeypatch):
+    from rag import reader
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    monkeypatch.setattr(reader, "bf16_speedup", lambda: 0.6)
+    assert not reader.use_bf16("auto", info)
+    monkeypatch.setattr(reader, "bf16_speedup", lambda: 1.7)
+    assert reader.use_bf16("auto", info)
+    monkeypatch.undo()
+    speedup = reader.bf16_speedup()  # the real probe runs and gives a plausible ratio
+    assert 0.05 < speedup < 20
 
 
 @pytest.mark.slow
