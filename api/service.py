@@ -36,13 +36,12 @@ def check_doc_id(doc_id: str) -> str:
 
 
 class Service:
-    """Owns the current pipeline; serialises writers."""
+    """Owns the current pipeline; serialises writers (the index writer lock, across processes)."""
 
     def __init__(self, settings: Settings):
         """Remember the settings; nothing is loaded until :meth:`start`."""
         self.settings = settings
         self.pipeline: Pipeline | None = None
-        self._write_lock = threading.Lock()
         self._reload_lock = threading.Lock()
         self._retired: Pipeline | None = None
         self._embedder = None  # one embedder and one reader per process, kept across reloads
@@ -178,7 +177,7 @@ class Service:
             body = f"{title.strip()}\n\n{body}"
         if date:
             body = f"date {date}\n{body}"
-        with self._write_lock, _writer_lock(self.settings.index_dir):
+        with _writer_lock(self.settings.index_dir):
             written = self._written(doc_id)
             old = written or self._seed(doc_id)
             if (
@@ -217,7 +216,7 @@ class Service:
         hidden by a tombstone, its file left as it is.
         """
         check_doc_id(doc_id)
-        with self._write_lock, _writer_lock(self.settings.index_dir):
+        with _writer_lock(self.settings.index_dir):
             written, seed = self._written(doc_id), self._seed(doc_id)
             if written is None and seed is None:
                 raise DocumentNotFoundError(f"no document {doc_id!r}")

@@ -69,16 +69,7 @@ def _unchanged(t0: float, warnings: list[str], index_dir: Path) -> BuildReport:
     )
 
 
-def _missing_seeds(seeds_dir: Path, index_dir: Path) -> str:
-    return (
-        f"seeds folder {seeds_dir} does not exist: check RAG_SEEDS_DIR (the index in "
-        f"{index_dir} is left as it is)"
-    )
-
-
 def _refuse_empty(seeds_dir: Path, index_dir: Path) -> None:
-    if not seeds_dir.is_dir():
-        raise ConfigError(_missing_seeds(seeds_dir, index_dir))
     held = (read_manifest(index_dir) or {}).get("documents", 0)
     if held:
         raise ConfigError(
@@ -412,7 +403,10 @@ def build_index(
     vectors = vectors or VectorConfig()
     t0 = time.perf_counter()
     if not seeds_dir.is_dir():  # documents written through the API must not hide the slip
-        raise ConfigError(_missing_seeds(seeds_dir, index_dir))
+        raise ConfigError(
+            f"seeds folder {seeds_dir} does not exist: check RAG_SEEDS_DIR (the index in "
+            f"{index_dir} is left as it is)"
+        )
     # the corpus is read under the lock: a document written meanwhile is not missed
     with writer_lock(index_dir):
         raw, warnings = load_corpus(seeds_dir, data_dir, max_bytes=max_document_bytes)
