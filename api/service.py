@@ -12,9 +12,9 @@ import logging
 import os
 import re
 import threading
-from contextlib import AbstractContextManager
 from pathlib import Path
 
+from index.build import writer_lock
 from index.errors import DocumentError, DocumentNotFoundError
 from index.load import TOMBSTONES, find_document
 from index.store import fsync_dir, read_manifest
@@ -177,7 +177,9 @@ class Service:
             body = f"{title.strip()}\n\n{body}"
         if date:
             body = f"date {date}\n{body}"
-        with _writer_lock(self.settings.index_dir):
+        # the file write and the index write under one lock: no other writer (another worker,
+        # a `rag index`) sees the file without the index change or reads the corpus between them
+        with writer_lock(self.settings.index_dir):
             written = self._written(doc_id)
             old = written or self._seed(doc_id)
             if (
@@ -216,7 +218,7 @@ class Service:
         hidden by a tombstone, its file left as it is.
         """
         check_doc_id(doc_id)
-        with _writer_lock(self.settings.index_dir):
+        with writer_lock(self.settings.index_dir):
             written, seed = self._written(doc_id), self._seed(doc_id)
             if written is None and seed is None:
                 raise DocumentNotFoundError(f"no document {doc_id!r}")
@@ -228,17 +230,6 @@ class Service:
                 written.unlink()
                 fsync_dir(written.parent)
             self._write([], [doc_id])
-
-
-def _writer_lock(index_dir: Path) -> AbstractContextManager[None]:
-    """The index's writer lock, held around a document's file write and its index write.
-
-    Other processes (a second worker, a ``rag index``) then never see the file without
-    the index change, nor index a corpus read between the two.
-    """
-    from index.build import writer_lock
-
-    return writer_lock(index_dir)
 
 
 def _write_durably(target: Path, text: str) -> None:

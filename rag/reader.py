@@ -123,8 +123,8 @@ def bf16_speedup(rounds: int = 7) -> float:
 
     The median of ``rounds`` paired timings (fp32 then bf16, after a warm-up of both), so a
     busy moment on a shared machine does not decide it. Measured once per process (about
-    0.1 s). AVX512-BF16 without AMX multiplied bf16 0.4-0.7x as fast as fp32 on a 2-core
-    Xeon (2026-12-07), where AMX machines run it 1.7x as fast.
+    0.1 s). AVX512-BF16 without AMX multiplied bf16 0.5-0.6x as fast as fp32 on a 2-core
+    Xeon (2026-12-07); an earlier machine read 1.7x as fast in bf16.
     """
     import statistics
     import time
