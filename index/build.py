@@ -70,7 +70,7 @@ def _unchanged(t0: float, warnings: list[str], index_dir: Path) -> BuildReport:
 
 
 def _refuse_empty(seeds_dir: Path, index_dir: Path) -> None:
-    held = (read_manifest(index_dir) or {}).get("documents", 0)
+    held = index_counts(index_dir)[0]  # documents written through the API count too
     if held:
         raise ConfigError(
             f"seeds folder {seeds_dir} holds no document: refusing to replace the index of "

@@ -56,7 +56,7 @@ def build_faiss(vectors: np.ndarray, ids: np.ndarray, factory: str, *, nprobe: i
     """
     import faiss
 
-    dim = vectors.shape[1] if vectors.size else 384
+    dim = vectors.shape[1]
     index = faiss.index_factory(dim, _with_ids(factory), faiss.METRIC_INNER_PRODUCT)
     if len(vectors):
         if not index.is_trained:
@@ -147,11 +147,32 @@ class FaissVectors:
 
     backend = "faiss"
 
-    def __init__(self, index: Any):
-        """Wrap a loaded FAISS index."""
+    def __init__(self, index: Any, *, mapped_from: Path | None = None):
+        """Wrap a loaded FAISS index.
+
+        Args:
+            index: the FAISS index.
+            mapped_from: the file ``index`` is memory-mapped from (read-only: FAISS aborts
+                the process on a write into mapped lists), read into memory on the first
+                :meth:`add` or :meth:`remove`.
+        """
         self.index = index
+        self._mapped_from = mapped_from
         self._removable = removable(index)
         self._dead: set[int] = set()  # removed ids of an index that cannot remove them
+
+    def _writable(self) -> Any:
+        """The index, read into memory first if it is memory-mapped."""
+        if self._mapped_from is not None:
+            import faiss
+
+            nprobe = index_nprobe(self.index)
+            log.info("reading %s into memory to take document writes", self._mapped_from)
+            self.index = faiss.read_index(str(self._mapped_from))
+            if nprobe:
+                _set_nprobe(self.index, nprobe)
+            self._mapped_from = None
+        return self.index
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Inner-product top ``k`` per query."""
@@ -187,7 +208,7 @@ class FaissVectors:
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         """Add vectors under their ids (an IVF index files them in its trained lists)."""
         if len(vectors):
-            self.index.add_with_ids(
+            self._writable().add_with_ids(
                 np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64)
             )
 
@@ -198,7 +219,7 @@ class FaissVectors:
         if not len(ids):
             return
         if self._removable:
-            self.index.remove_ids(faiss.IDSelectorBatch(ids.astype(np.int64)))
+            self._writable().remove_ids(faiss.IDSelectorBatch(ids.astype(np.int64)))
         else:  # e.g. HNSW: left in the graph, filtered out of every search until a rebuild
             self._dead.update(int(i) for i in ids)
 
@@ -219,4 +240,4 @@ def open_faiss(gen_dir: Path, manifest: dict[str, Any], *, writable: bool = Fals
     index = faiss.read_index(str(gen_dir / FILE), flags)
     if manifest.get("nprobe"):
         _set_nprobe(index, int(manifest["nprobe"]))
-    return FaissVectors(index)
+    return FaissVectors(index, mapped_from=gen_dir / FILE if flags else None)

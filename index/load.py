@@ -87,19 +87,28 @@ def load_documents(
             why = "its name is not a valid doc id ([A-Za-z0-9._-], at most 128 characters)"
         elif doc_id in docs:
             why = f"duplicate doc id {doc_id!r} (already read from {docs[doc_id].path})"
-        elif path.stat().st_size > max_bytes:
-            why = f"it is larger than {max_bytes} bytes (RAG_MAX_DOCUMENT_BYTES)"
         else:
-            text = decode_bytes(path.read_bytes())
-            if text is None:
-                why = "it is binary or in an unknown encoding"
-            elif not text.strip():
-                why = "it is empty"
-            else:
+            why, text = _read(path, max_bytes)
+            if why is None:
                 docs[doc_id] = RawDocument(doc_id=doc_id, text=text, path=str(path))
         if why:
             warnings.append(f"skipped {path}: {why}")
     return [docs[k] for k in sorted(docs)], warnings
+
+
+def _read(path: Path, max_bytes: int) -> tuple[str | None, str]:
+    """A document file's text, or why it is skipped: ``(None, text)`` or ``(why, "")``."""
+    try:
+        if path.stat().st_size > max_bytes:
+            return f"it is larger than {max_bytes} bytes (RAG_MAX_DOCUMENT_BYTES)", ""
+        text = decode_bytes(path.read_bytes())
+    except OSError as exc:  # unreadable, or removed since the folder was listed
+        return f"it cannot be read ({exc.strerror or exc})", ""
+    if text is None:
+        return "it is binary or in an unknown encoding", ""
+    if not text.strip():
+        return "it is empty", ""
+    return None, text
 
 
 TOMBSTONES = ".deleted"

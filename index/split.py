@@ -109,18 +109,35 @@ def _hard_wrap(
     pieces.append((cur, e))
     out: list[tuple[int, int]] = []
     for ps, pe in pieces:
-        while count(text[ps:pe]) > max_tokens and pe - ps > 1:
-            lo, hi = 1, pe - ps
-            while lo < hi:  # longest prefix that fits
-                mid = (lo + hi + 1) // 2
-                if count(text[ps : ps + mid]) <= max_tokens:
-                    lo = mid
-                else:
-                    hi = mid - 1
-            out.append((ps, ps + lo))
-            ps += lo
-        out.append((ps, pe))
-    return [p for p in out if p[1] > p[0]]
+        while ps < pe:
+            n = _fitting_prefix(text, ps, pe, max_tokens, count)
+            out.append((ps, ps + n))
+            ps += n
+    return out
+
+
+def _fitting_prefix(
+    text: str, start: int, end: int, max_tokens: int, count: Callable[[str], int]
+) -> int:
+    """Length of the longest prefix of ``text[start:end]`` within ``max_tokens`` (at least 1).
+
+    The prefix probed doubles until it no longer fits, then a binary search ends inside
+    it: each cut counts a few times its own length, so a long line without punctuation
+    is cut in linear time, not in time quadratic in its length.
+    """
+    hi = min(end - start, max(1, max_tokens))
+    while count(text[start : start + hi]) <= max_tokens:
+        if hi == end - start:
+            return hi
+        hi = min(end - start, 2 * hi)
+    lo = 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count(text[start : start + mid]) <= max_tokens:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 CLAUSE_BREAK_RE = re.compile(r"[,，;；:：]\s*")

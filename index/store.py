@@ -343,7 +343,11 @@ def index_counts(index_dir: Path) -> tuple[int, int, int]:
 
 def read_manifest(index_dir: Path) -> dict[str, Any] | None:
     """The manifest of the current generation, or None when there is no index."""
-    path = index_dir / "current" / "manifest.json"
+    return _generation_manifest(index_dir / "current")
+
+
+def _generation_manifest(generation: Path) -> dict[str, Any] | None:
+    path = generation / "manifest.json"
     if not path.exists():
         return None
     data: dict[str, Any] = json.loads(path.read_text())
@@ -409,7 +413,13 @@ class IndexStore:
         lists, out of every index (``live`` false, no vectors, no lexical score), so a
         row number means the same passage for the life of the store. The caller holds
         the pipeline's write lock: no question runs meanwhile.
+
+        Raises:
+            IndexMismatchError: the change does not fit this index (vectors of another
+                width, or not one per span); the store is left as it was.
         """
+        if change.document is not None:
+            self._check_fits(seq, change)
         doc_id = change.doc_id
         old = self.passages_by_doc.pop(doc_id, [])
         if old:
@@ -452,6 +462,22 @@ class IndexStore:
                 self.clauses_by_sentence.setdefault(row, []).append((c_first + i, cs, ce))
             self.clause_vectors = _stack(self.clause_vectors, change.clause_vectors)
 
+    def _check_fits(self, seq: int, change: DocumentChange) -> None:
+        """Refuse, before anything changes, a logged change that this index cannot hold."""
+        dim = int(self.manifest.get("dimension", 0))
+        for name, vectors, spans in (
+            ("passage", change.passage_vectors, len(change.passages)),
+            ("sentence", change.sentence_vectors, len(change.sentences)),
+            ("clause", change.clause_vectors, len(change.clauses)),
+        ):
+            if len(vectors) != spans or (spans and vectors.shape[1] != dim):
+                raise IndexMismatchError(
+                    f"logged change {seq} ({change.doc_id!r}) holds {len(vectors)} {name} "
+                    f"vectors of width {vectors.shape[1] if vectors.ndim == 2 else 0} for "
+                    f"{spans} {name}s, and this index holds width {dim}: rebuild it with "
+                    "`rag index --rebuild`"
+                )
+
     def close(self) -> None:
         """Release the vector backend (a Milvus connection or embedded Lite process)."""
         self.dense.close()
@@ -478,7 +504,10 @@ class IndexStore:
             IndexMissingError: there is no index yet.
             IndexMismatchError: the index was built with other settings.
         """
-        manifest = read_manifest(index_dir)
+        # the generation is resolved once: a build that swaps ``current`` meanwhile
+        # cannot pair one generation's manifest with the next one's data
+        gen = (index_dir / "current").resolve()
+        manifest = _generation_manifest(gen)
         if manifest is None:
             raise IndexMissingError(f"no index in {index_dir}: run `rag index` to build it")
         for key, want in (expect or {}).items():
@@ -493,7 +522,6 @@ class IndexStore:
                 f"index format {manifest.get('format_version')} is not {FORMAT_VERSION}: "
                 "rebuild it with `rag index --rebuild`"
             )
-        gen = (index_dir / "current").resolve()
         db = sqlite3.connect(f"file:{gen / 'store.sqlite'}?mode=ro", uri=True)
         documents: dict[str, Document] = {}
         updated: dict[str, float] = {}

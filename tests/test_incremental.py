@@ -277,3 +277,83 @@ def test_faiss_vectors_are_added_and_removed_by_id_in_every_index_kind(factory):
     assert ids[0][0] == 1 and ids[2][0] == 1001, "a live vector finds itself"
     assert 2 not in set(ids[1].tolist()), "a removed vector is never returned"
     assert all(i < 0 or i % 2 or i >= 1000 for i in ids.ravel())
+
+
+@pytest.mark.parametrize("factory", ["IVF16,SQ8", "Flat"])
+def test_a_memory_mapped_index_takes_writes_after_reading_itself_into_memory(
+    tmp_path, monkeypatch, factory
+):
+    # FAISS aborts the process on a write into memory-mapped lists (past 200k vectors a
+    # fresh generation is mapped and its change log is empty)
+    import faiss
+
+    from index import faiss_store
+
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((1200, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    index = faiss_store.build_faiss(vectors[:1000], np.arange(1000), factory, nprobe=16)
+    faiss.write_index(index, str(tmp_path / faiss_store.FILE))
+    monkeypatch.setattr(faiss_store, "MMAP_ABOVE_VECTORS", 10)
+    store = faiss_store.open_faiss(tmp_path, {"passages": 1000, "nprobe": 16})
+    assert store._mapped_from is not None, "the generation is memory-mapped"
+    store.remove(np.arange(0, 1000, 2))
+    store.add(vectors[1000:], np.arange(1000, 1200))
+    assert store.count() == 700 and faiss_store.index_nprobe(store.index) in (0, 16)
+    _, ids = store.search(vectors[[1, 1001]], 1)
+    assert ids[:, 0].tolist() == [1, 1001]
+
+
+def test_an_empty_index_takes_the_embedders_dimension(tmp_path, fake_embedder):
+    # an empty build's FAISS index had 384 dimensions whatever the embedder: the first
+    # written document then made the index unloadable
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    index_dir = tmp_path / "index"
+    build_index(seeds, index_dir, fake_embedder, allow_empty=True, **KW)
+    write_documents(index_dir, fake_embedder, [RawDocument("added", ADDED, "added")])
+    store = IndexStore.open(index_dir)
+    assert fake_embedder.dim != 384 and store.dense.index.d == fake_embedder.dim
+    assert list(store.documents) == ["added"]
+    _consistent(store)
+
+
+def test_a_change_the_index_cannot_hold_is_refused_before_anything_changes(
+    tmp_path, fake_index, fake_embedder
+):
+    import dataclasses
+
+    from index.errors import IndexMismatchError
+
+    before = IndexStore.open(fake_index)
+    write_documents(fake_index, fake_embedder, [RawDocument("added", ADDED, "added")])
+    [(seq, change)] = before.pending()
+    wide = np.zeros((len(change.passages), fake_embedder.dim + 1), np.float32)
+    with pytest.raises(IndexMismatchError, match="width"):
+        before.apply(seq, dataclasses.replace(change, passage_vectors=wide))
+    assert before.seq == 0 and "added" not in before.documents and before.has_pending()
+    _consistent(before)
+    before.apply(seq, change)
+    assert "added" in before.documents
+    _consistent(before)
+
+
+def test_a_store_opens_one_generation_even_when_a_build_swaps_it_meanwhile(
+    tmp_path, monkeypatch, corpus_dir, fake_index, fake_embedder
+):
+    from index import store as store_module
+
+    (corpus_dir / "added.txt").write_text(ADDED)
+    real = store_module._generation_manifest
+
+    def swapped_after_reading(generation):
+        manifest = real(generation)
+        monkeypatch.setattr(store_module, "_generation_manifest", real)
+        build_index(corpus_dir, fake_index, fake_embedder, rebuild=True, **KW)
+        return manifest
+
+    monkeypatch.setattr(store_module, "_generation_manifest", swapped_after_reading)
+    opened = IndexStore.open(fake_index)
+    assert opened.manifest == real(opened.path), "the manifest is the generation's own"
+    assert "added" not in opened.documents
+    assert "added" in IndexStore.open(fake_index).documents

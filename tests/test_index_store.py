@@ -1,5 +1,6 @@
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -111,10 +112,21 @@ def test_bad_files_are_skipped_with_one_line_each(tmp_path):
     )
     (seeds / "ok.md").write_text("duplicate id")
     (seeds / "bad name!.txt").write_text("x")
-    docs, warnings = load_documents(seeds)
+    (seeds / "locked.txt").write_text("Readable by nobody.")
+    real = Path.read_bytes
+
+    def read_bytes(path: Path) -> bytes:
+        if path.name == "locked.txt":
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    with pytest.MonkeyPatch.context() as mp:  # root reads a chmod 000 file anyway
+        mp.setattr(Path, "read_bytes", read_bytes)
+        docs, warnings = load_documents(seeds)
     assert [d.doc_id for d in docs] == ["gbk", "ok"]
     assert "山西" in docs[0].text
-    assert len(warnings) == 4 and all("\n" not in w for w in warnings)
+    assert len(warnings) == 5 and all("\n" not in w for w in warnings)
+    assert any("locked.txt: it cannot be read (Permission denied)" in w for w in warnings)
 
 
 def test_nprobe_is_calibrated_for_recall_on_unseen_queries():
@@ -157,6 +169,24 @@ def test_an_empty_or_missing_seeds_folder_never_replaces_an_index(
     assert read_manifest(fake_index) == before  # untouched
     report = build_index(empty, fake_index, fake_embedder, allow_empty=True)
     assert report.documents == 0
+
+
+def test_documents_written_into_an_empty_index_are_not_dropped_by_an_empty_folder(
+    tmp_path, fake_embedder
+):
+    # the refusal counted the last build's documents only, not those written since
+    from index.build import build_index, write_documents
+    from index.errors import ConfigError
+    from index.store import IndexStore
+    from index.types import RawDocument
+
+    empty, index_dir = tmp_path / "seeds", tmp_path / "index"
+    empty.mkdir()
+    build_index(empty, index_dir, fake_embedder, allow_empty=True)
+    write_documents(index_dir, fake_embedder, [RawDocument("w", "Written through the API.", "w")])
+    with pytest.raises(ConfigError, match="refusing to replace the index of 1 documents"):
+        build_index(empty, index_dir, fake_embedder)
+    assert list(IndexStore.open(index_dir).documents) == ["w"]
 
 
 def test_a_missing_seeds_folder_is_refused_even_beside_written_documents(

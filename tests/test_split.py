@@ -64,3 +64,21 @@ def test_long_sentence_is_wrapped():
     passages = split_document(d, max_tokens=50, overlap_tokens=0)
     assert len(passages) > 5
     assert all(p.n_tokens <= 50 for p in passages)
+
+
+def test_a_long_line_without_punctuation_is_cut_in_linear_time():
+    # each cut used to count the whole rest of the line: 64k characters took 4.8 s
+    from index.split import _hard_wrap, token_counter
+
+    count, counted = token_counter(), []
+
+    def counting(text: str) -> int:
+        counted.append(len(text))
+        return count(text)
+
+    line = "山西省煤礦智能化改造" * 2000
+    pieces = _hard_wrap(line, (0, len(line)), 50, counting)
+    assert pieces[0][0] == 0 and pieces[-1][1] == len(line)
+    assert all(a[1] == b[0] for a, b in zip(pieces, pieces[1:], strict=False))
+    assert all(count(line[s:e]) <= 50 for s, e in pieces)
+    assert sum(counted) <= 40 * len(line), "characters counted grow with the line's square"
