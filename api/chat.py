@@ -117,9 +117,9 @@ def count_tokens(text: str) -> int:
 
 
 def _is_zh(text: str) -> bool:
-    from index.textnorm import cjk_ratio
+    from index.textnorm import text_language
 
-    return cjk_ratio(text) >= 0.3
+    return text_language(text) == "zh"
 
 
 ABOUT_EN = (

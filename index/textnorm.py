@@ -10,7 +10,7 @@ import re
 import unicodedata
 from functools import lru_cache
 
-from index.types import Script
+from index.types import Language, Script
 
 CJK_RE = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 WORD_RE = re.compile(r"[A-Za-z][A-Za-z'\-]*[A-Za-z]|[A-Za-z]|\d+(?:[.,]\d+)*")
@@ -36,6 +36,33 @@ def cjk_ratio(text: str) -> float:
     cjk = len(CJK_RE.findall(text))
     latin = sum(1 for ch in text if ch.isascii() and ch.isalpha())
     return cjk / max(1, cjk + latin)
+
+
+NUMBER_RE = re.compile(r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?")
+
+
+def numbers_in(text: str) -> tuple[str, ...]:
+    """The numbers a text states, thousands separators dropped ("1,258" -> "1258")."""
+    return tuple(n.replace(",", "") for n in NUMBER_RE.findall(text))
+
+
+# interrogative words of either language (both scripts for Chinese)
+ZH_ASKING_RE = re.compile(r"谁|誰|什么|什麼|多少|哪|几|幾|吗|嗎|怎|为何|為何|何时|何時|呢")
+EN_ASKING_RE = re.compile(r"\b(?:who|whom|whose|what|which|when|where|why|how)\b", re.IGNORECASE)
+
+
+def text_language(text: str) -> Language:
+    """``"zh"`` or ``"en"``: the language a question or chat message is written in.
+
+    A Chinese question may quote long English names ("Zhejiang Geely Holding Group 的董事长
+    是谁?") and an English one Chinese names, so where only one language's interrogative
+    words occur, they decide; otherwise the share of ideographs among the letters does
+    (:func:`cjk_ratio` >= 0.3: Chinese).
+    """
+    zh, en = bool(ZH_ASKING_RE.search(text)), bool(EN_ASKING_RE.search(text))
+    if zh != en:
+        return "zh" if zh else "en"
+    return "zh" if cjk_ratio(text) >= 0.3 else "en"
 
 
 @lru_cache(maxsize=1)

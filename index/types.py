@@ -9,6 +9,7 @@ from typing import Literal, Protocol
 import numpy as np
 
 Script = Literal["en", "zh-Hans", "zh-Hant"]
+Language = Literal["en", "zh"]
 
 
 @dataclass(frozen=True)

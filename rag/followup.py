@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from index.textnorm import cjk_ratio, jieba_module, to_simplified
+from index.textnorm import jieba_module, text_language, to_simplified
 from rag.query import EN_RULES, YEAR_RE, ZH_RULES
 
 EN_LEAD_RE = re.compile(
@@ -38,10 +38,6 @@ MONTHS = (
 )
 
 
-def _lang(text: str) -> str:
-    return "zh" if cjk_ratio(text) >= 0.3 else "en"
-
-
 def _has_question_form(text: str, lang: str) -> bool:
     norm = to_simplified(text).lower()
     rules = EN_RULES if lang == "en" else ZH_RULES
@@ -54,7 +50,7 @@ def _has_question_form(text: str, lang: str) -> bool:
 def is_elliptical(text: str) -> bool:
     """Whether a question leans on the previous one ("And in 2022?", "那湖北呢？")."""
     text = unicodedata.normalize("NFKC", text).strip()
-    lang = _lang(text)
+    lang = text_language(text)
     if lang == "en":
         if EN_LEAD_RE.match(text) and len(text.split()) <= 8:
             return True
@@ -94,7 +90,7 @@ def resolve(previous: list[str], question: str) -> str:
     base = next((p.strip() for p in reversed(previous) if p.strip() and not is_elliptical(p)), "")
     if not base:
         return question
-    lang = _lang(base)
+    lang = text_language(base)
     years = YEAR_RE.findall(question)
     shift = -1 if BEFORE_RE.search(question) else 1 if AFTER_RE.search(question) else 0
     if not years and shift:
@@ -107,7 +103,7 @@ def resolve(previous: list[str], question: str) -> str:
             for o, n in zip(old, years, strict=False):
                 out = out.replace(o, n)
             changed = True
-    names = _names_en(question) if _lang(question) == "en" else _names_zh(question)
+    names = _names_en(question) if text_language(question) == "en" else _names_zh(question)
     if names:
         olds = _names_en(base) if lang == "en" else _names_zh(base)
         if olds:
@@ -115,7 +111,7 @@ def resolve(previous: list[str], question: str) -> str:
             changed = True
     if changed:
         return out
-    fragment = EN_LEAD_RE.sub("", question) if _lang(question) == "en" else question
+    fragment = EN_LEAD_RE.sub("", question) if text_language(question) == "en" else question
     fragment = ZH_LEAD_RE.sub("", ZH_TAIL_RE.sub("", fragment)).strip(" ?？")
     if not fragment:
         return base

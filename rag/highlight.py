@@ -26,13 +26,25 @@ def _terms(question: str) -> list[str]:
     return words + grams
 
 
+def _fold(text: str) -> str:
+    """Simplified script, lower case, one character for one, so offsets carry over.
+
+    (``"İ".lower()`` is two characters: such a character keeps its case.)
+    """
+    text = to_simplified(text)
+    low = text.lower()
+    if len(low) == len(text):
+        return low
+    return "".join(low_ch if len(low_ch := ch.lower()) == 1 else ch for ch in text)
+
+
 def highlight(question: str, snippet: str) -> tuple[tuple[int, int], ...]:
     """``(start, end)`` ranges of the snippet holding the question's words (any script).
 
     Latin words match whole-word and case-insensitively, Chinese by character pairs in
     either script; overlapping ranges merge.
     """
-    folded = to_simplified(snippet).lower()  # one character for one: offsets carry over
+    folded = _fold(snippet)
     found = []
     for term in _terms(question):
         if re.match(_CJK, term):

@@ -795,7 +795,7 @@ class Pipeline:
         best = tr.candidates[0]
         citations = [self._cite(best.sentence, best.start, best.end, best.score, tr.query.text)]
         seen = {best.sentence.passage_id}
-        for s in tr.sentences[1:]:
+        for s in tr.sentences:  # the best candidate's sentence need not rank first
             if len(citations) >= top_k:
                 break
             if s.passage_id in seen or s.score < 0.05:
@@ -814,6 +814,8 @@ class Pipeline:
             lo = max(s.start, min(start, mid - SNIPPET_CHARS // 2))
             hi = min(s.end, max(end, lo + SNIPPET_CHARS))
             lo = max(s.start, min(lo, hi - SNIPPET_CHARS))
+        # a read span may run past its sentence: the snippet always holds what it cites
+        lo, hi = min(lo, start), max(hi, end)
         snippet = doc.text[lo:hi]
         return Citation(
             doc.doc_id,

@@ -8,10 +8,11 @@ import unicodedata
 from index.textnorm import (
     CJK_RUN_RE,
     EN_STOPWORDS,
-    cjk_ratio,
     english_terms,
     jieba_module,
+    numbers_in,
     pinyin_terms,
+    text_language,
     to_simplified,
 )
 from rag.lexicon import en_to_zh, zh_to_en
@@ -143,7 +144,6 @@ EN_TARGET_RE = re.compile(
     r"\bhow many (?!(?:are|is|were|was|did|do|does|has|have|had|will|can)\b)((?:[a-z0-9'&\-]+ ){0,4}?[a-z0-9'&\-]+?)(?=\s(?:did|do|does|has|have|had|are|is|were|was|will|can|could|in|at|on|of|to|from|for|with|out|so|that|which)\b|\?|$)"
 )
 YEAR_RE = re.compile(r"(?<!\d)((?:19|20)\d\d)(?!\d)")
-NUMBER_RE = re.compile(r"\d+(?:[.,]\d+)*")
 NAME_RE = re.compile(r"\b[A-Z][a-zA-Z'\-]+(?:\s+(?:[A-Z][a-zA-Z'\-]+|of|and))*")
 
 
@@ -247,7 +247,7 @@ def _phrase(text: str, norm: str, lang: str) -> tuple[str, ...]:
 def analyze(question: str) -> Query:
     """Analyse a question: language, type, target noun, years, names, matching terms."""
     text = unicodedata.normalize("NFKC", question).strip()
-    lang = "zh" if cjk_ratio(text) >= 0.3 else "en"
+    lang = text_language(text)
     simp = to_simplified(text)
     norm = simp.lower()
     qtype = question_type(norm, lang)
@@ -255,7 +255,7 @@ def analyze(question: str) -> Query:
     bare = re.sub(r"\s+", " ", re.sub(r"[()\[\]\"“”‘’]|(?<!\w)'|'(?!\w)", " ", norm)).strip()
     target, target_zh = _target(bare, lang)
     years = tuple(YEAR_RE.findall(text))
-    numbers = tuple(n.replace(",", "") for n in NUMBER_RE.findall(text))
+    numbers = numbers_in(text)
     zh_terms: list[str] = []
     en_terms: list[str] = []
     names: list[str] = []

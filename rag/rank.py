@@ -29,13 +29,12 @@ reader's manifest.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from index.textnorm import to_simplified
+from index.textnorm import numbers_in, to_simplified
 
 __all__ = [
     "SPAN_FEATURES",
@@ -91,7 +90,7 @@ def number_agreement(question_numbers: tuple[str, ...], sentence: str) -> tuple[
     asked = set(question_numbers)
     if not asked:
         return 0.0, 0.0
-    found = set(re.findall(r"\d+(?:\.\d+)?", sentence))
+    found = set(numbers_in(sentence))
     matched = len(asked & found) / len(asked)
     return matched, 1.0 - matched
 

@@ -121,3 +121,39 @@ def test_other_language_sentences_are_ranked_with_the_rendered_question(fake_ind
             dense = s.features["dense_same"] + s.features["dense_cross"]
             assert dense == pytest.approx(float(vec @ by), abs=1e-5)
     assert langs == {True, False}
+
+
+def test_a_citation_snippet_holds_a_span_that_runs_past_its_sentence(fake_pipeline):
+    from rag.types import ScoredSentence
+
+    store = fake_pipeline.store
+    first, second = next(
+        (a, b)
+        for a, b in zip(store.sentences, store.sentences[1:], strict=False)
+        if a.doc_id == b.doc_id and b.start > a.end
+    )
+    text = store.documents[first.doc_id].text
+    sentence = ScoredSentence(first.row, first.doc_id, first.start, first.end, "", 1.0)
+    start, end = first.end - 4, second.start + 4
+    cited = fake_pipeline._cite(sentence, start, end, 1.0)
+    assert (cited.start, cited.end) == (start, end)
+    assert text[start:end] in cited.snippet
+
+
+def test_the_rules_answer_cites_the_top_evidence_sentence_too(fake_pipeline, monkeypatch):
+    import dataclasses
+
+    tr = fake_pipeline.trace("How many intelligent coal mines did Shanxi have?")
+    top, other = (
+        tr.sentences[0],
+        next(s for s in tr.sentences if s.passage_id != tr.sentences[0].passage_id),
+    )
+    tr.candidates = [
+        dataclasses.replace(tr.candidates[0], sentence=other, start=other.start, end=other.end)
+    ]
+    monkeypatch.setattr(
+        fake_pipeline, "weights", dataclasses.replace(fake_pipeline.weights, threshold=0.0)
+    )
+    ans = fake_pipeline.answer_from(tr)
+    assert ans.text is not None and ans.citations[0].passage_id == other.passage_id
+    assert top.passage_id in {c.passage_id for c in ans.citations}

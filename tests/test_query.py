@@ -189,3 +189,18 @@ def test_the_year_of_a_full_date_does_not_answer_which_day():
         (1, t, Span(60, 64, "year"), "2022"),  # a year standing alone stays
     ]
     assert [x[3] for x in _drop_years_of_dates(rows)] == ["April 4, 2023", "2022"]
+
+
+@pytest.mark.parametrize(
+    ("question", "lang", "qtype"),
+    [
+        ("Zhejiang Geely Holding Group 的董事长是谁?", "zh", "person"),
+        ("Apple CEO Tim Cook 在哪一年出生?", "zh", "year"),
+        ("《The Lord of the Rings》的作者是谁?", "zh", "person"),
+        ("How many coal mines does 定襄縣 have?", "en", "count"),
+    ],
+)
+def test_a_question_quoting_names_of_the_other_language_keeps_its_own(question, lang, qtype):
+    # the share of ideographs alone made the first three English
+    query = analyze(question)
+    assert (query.lang, query.qtype) == (lang, qtype)

@@ -149,6 +149,7 @@ def test_fitting_learns_from_evidence_and_reports_held_out_figures():
 
 
 def test_number_agreement_of_the_evidence_sentence():
+    from rag.query import analyze
     from rag.rank import number_agreement
 
     assert number_agreement((), "In 2022 there were 37.") == (0.0, 0.0)
@@ -156,6 +157,11 @@ def test_number_agreement_of_the_evidence_sentence():
     assert number_agreement(("2024",), "By the end of 2022 there were 37.") == (0.0, 1.0)
     assert number_agreement(("1883", "3"), "In 1883 he founded it.") == (0.5, 0.5)
     assert number_agreement(("20",), "It grew 2024-fold.") == (0.0, 1.0)  # whole numbers only
+    # a number the question states with a thousands separator, as the question's are read
+    asked = analyze("Which county paid 1,258 households by 2024?").numbers
+    assert sorted(asked) == ["1258", "2024"]
+    assert number_agreement(asked, "By 2024, 1,258 households were paid.") == (1.0, 0.0)
+    assert number_agreement(("1258",), "It paid 1,258 households.") == (1.0, 0.0)
 
 
 def _stub_reader(calibration: dict, int8: bool = False):
