@@ -133,26 +133,26 @@ def test_the_noun_a_which_question_asks_for(question, head):
 
 
 def test_the_asked_kind_alone_is_not_an_answer():
+    from rag.extract import is_head
     from rag.features import question_head
-    from rag.pipeline import _is_head
 
     head = question_head(analyze("What standard did Shanxi's PM10 concentration meet?"))
-    assert _is_head("標準", head) and _is_head("Standard", head)
-    assert not _is_head("國家二級標準", head)
+    assert is_head("標準", head) and is_head("Standard", head)
+    assert not is_head("國家二級標準", head)
 
 
 def test_a_number_the_question_gives_is_not_its_answer():
-    from rag.pipeline import _states_number
+    from rag.extract import states_number
 
     q = analyze("Out of every 100 swimsuits in the world, how many are made in Jinjiang?")
-    assert _states_number(q, "count", "100") and _states_number(q, "count", "100 swimsuits")
-    assert not _states_number(q, "count", "30")
+    assert states_number(q, "count", "100") and states_number(q, "count", "100 swimsuits")
+    assert not states_number(q, "count", "30")
     q = analyze("How many coal mines did Shanxi have at the end of 2024?")
-    assert not _states_number(q, "year", "2024")
+    assert not states_number(q, "year", "2024")
 
 
 def test_the_number_that_owns_the_asked_phrase_drops_its_neighbours():
-    from rag.pipeline import _phrase_owners
+    from rag.extract import phrase_owners
     from rag.types import Candidate, ScoredSentence
 
     s = ScoredSentence(row=0, doc_id="d", start=0, end=40, text="x", score=1.0)
@@ -161,7 +161,7 @@ def test_the_number_that_owns_the_asked_phrase_drops_its_neighbours():
     def cand(text, sentence, attach):
         return Candidate("d", 0, 1, text, "percent", sentence, "%", {"attach_max": attach}, 0.0)
 
-    kept = _phrase_owners([cand("10%", s, 0.5), cand("13%", s, 1.0), cand("11%", other, 0.5)])
+    kept = phrase_owners([cand("10%", s, 0.5), cand("13%", s, 1.0), cand("11%", other, 0.5)])
     assert [c.text for c in kept] == ["13%", "11%"]  # another sentence keeps its numbers
 
 
@@ -178,7 +178,7 @@ def test_a_bare_number_is_typed_by_its_unit_only_where_that_fits_worse():
 
 def test_the_year_of_a_full_date_does_not_answer_which_day():
     from rag.candidates import Span
-    from rag.pipeline import _drop_years_of_dates
+    from rag.extract import drop_years_of_dates
     from rag.types import ScoredSentence
 
     s = ScoredSentence(row=0, doc_id="d", start=0, end=40, text="x", score=1.0)
@@ -188,7 +188,7 @@ def test_the_year_of_a_full_date_does_not_answer_which_day():
         (0, s, Span(19, 23, "year"), "2023"),
         (1, t, Span(60, 64, "year"), "2022"),  # a year standing alone stays
     ]
-    assert [x[3] for x in _drop_years_of_dates(rows)] == ["April 4, 2023", "2022"]
+    assert [x[3] for x in drop_years_of_dates(rows)] == ["April 4, 2023", "2022"]
 
 
 @pytest.mark.parametrize(
