@@ -42,7 +42,7 @@ def answerable(query: Query, head: tuple[str, ...], spans: list[SpanRow]) -> lis
     )
     keep = sentence_type_filter(query.qtype, [s.row for _, s, _, _ in spans], types)
     spans = [x for x, k in zip(spans, keep, strict=True) if k]
-    if query.qtype == "date":  # asked for the day: the year of "April 4, 2023" is not it
+    if query.qtype == "date":  # asked for the day: the year of "May 5, 2021" is not it
         spans = drop_years_of_dates(spans)
     keep = dimension_filter(
         query, [s.row for _, s, _, _ in spans], [sp.unit for _, _, sp, _ in spans]
@@ -126,8 +126,8 @@ def is_head(text: str, head: tuple[str, ...]) -> bool:
 def drop_restated_heads(query: Query, spans: list[SpanRow]) -> list[SpanRow]:
     """Drop a name led by words the question states when the rest is a candidate of its own.
 
-    煤電公司杜兒坪礦 gives way to 杜兒坪礦 when the question names the "Coal and Electricity
-    Company"; a name is only dropped in favour of a shorter one found in the same sentence.
+    北京分公司海淀店 gives way to 海淀店 when the question names the "Beijing branch"; a
+    name is only dropped in favour of a shorter one found in the same sentence.
     """
     texts: dict[int, set[str]] = {}
     for _, s, _, text in spans:
