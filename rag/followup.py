@@ -103,7 +103,8 @@ def resolve(previous: list[str], question: str) -> str:
             for o, n in zip(old, years, strict=False):
                 out = out.replace(o, n)
             changed = True
-    names = _names_en(question) if text_language(question) == "en" else _names_zh(question)
+    asked_in = text_language(question)
+    names = _names_en(question) if asked_in == "en" else _names_zh(question)
     if names:
         olds = _names_en(base) if lang == "en" else _names_zh(base)
         if olds:
@@ -111,7 +112,7 @@ def resolve(previous: list[str], question: str) -> str:
             changed = True
     if changed:
         return out
-    fragment = EN_LEAD_RE.sub("", question) if text_language(question) == "en" else question
+    fragment = EN_LEAD_RE.sub("", question) if asked_in == "en" else question
     fragment = ZH_LEAD_RE.sub("", ZH_TAIL_RE.sub("", fragment)).strip(" ?？")
     if not fragment:
         return base
